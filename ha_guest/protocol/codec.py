@@ -109,7 +109,9 @@ class ChannelCodec:
             if env.session is None:
                 return False
             # The newest hello wins: older ones were queued for a host that left.
+            # Each hello is negotiated afresh, so base version until hello_ack.
             self.session = env.session
+            self.version = versioning.BASE_VERSION
             return True
         if env.session is not None:
             return env.session == self.session

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
@@ -12,6 +13,15 @@ from ha_guest.protocol.limits import MAX_FRAME_BYTES, MAX_TOKEN_CHARS
 from ha_guest.protocol.messages import Message, lookup
 
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+# Cheap pre-check for \uD800-\uDFFF escapes; only then is the frame re-encoded
+# to find lone surrogates, which could not be written back as UTF-8.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are Python extensions, not JSON (RFC 8259).
+    raise ValueError("%s is not a JSON value" % name)
 
 
 @dataclass(frozen=True)
@@ -51,11 +61,18 @@ def decode(line: bytes, supported_min: int = versioning.MIN_VERSION,
     except UnicodeDecodeError as exc:
         raise errors.ProtocolError(errors.INVALID_UTF8, "frame is not UTF-8 at byte %d" % exc.start) from None
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         raise errors.ProtocolError(errors.INVALID_JSON, "frame is not JSON: %s" % exc) from None
     except RecursionError:
         raise errors.ProtocolError(errors.INVALID_JSON, "frame nests too deeply") from None
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        try:
+            _DUMPS(obj).encode("utf-8")
+        except UnicodeEncodeError:
+            raise errors.ProtocolError(errors.INVALID_JSON, "frame has a lone surrogate escape") from None
+        except RecursionError:
+            raise errors.ProtocolError(errors.INVALID_JSON, "frame nests too deeply") from None
     if not isinstance(obj, dict):
         raise errors.ProtocolError(errors.INVALID_ENVELOPE, "frame is not a JSON object")
     ref = _seq_of(obj)

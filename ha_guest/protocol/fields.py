@@ -8,8 +8,9 @@ from typing import Any, Collection, Dict, Optional
 from ha_guest.protocol import errors
 
 # Tokens (nonces, sessions, names) are short printable ASCII without spaces.
-TOKEN_RE = re.compile(r"^[A-Za-z0-9._:@-]+$")
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+# \Z, not $: $ also matches before a trailing newline.
+TOKEN_RE = re.compile(r"^[A-Za-z0-9._:@-]+\Z")
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\Z")
 MAX_SAFE_INT = 2**53 - 1  # what every JSON implementation represents exactly
 
 
@@ -61,8 +62,16 @@ def require_token(data: Dict[str, Any], name: str, max_chars: int) -> str:
     return value
 
 
+def optional_token(data: Dict[str, Any], name: str, max_chars: int) -> str:
+    """Return an optional token field; absent, null or "" gives ""."""
+    value = data.get(name)
+    if value is None or value == "":
+        return ""
+    return require_token(data, name, max_chars)
+
+
 def require_uuid(data: Dict[str, Any], name: str) -> str:
-    """Return a UUID string in canonical lower-case form."""
+    """Return a UUID string, lower-cased (hyphens kept as given)."""
     value = require_str(data, name, 36)
     if not UUID_RE.match(value):
         raise _invalid(name, "must be a UUID")

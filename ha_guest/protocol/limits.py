@@ -18,8 +18,9 @@ MAX_REASON_CHARS = 256
 #: Longest identifier-like string (nonce, session, names) in characters.
 MAX_TOKEN_CHARS = 64
 
-#: Most members listed in one SGM status reply.
-MAX_GROUP_MEMBERS = 128
+#: Most members listed in one SGM status reply; with every string at its
+#: limit, 32 members still fit in one frame (a test checks it).
+MAX_GROUP_MEMBERS = 32
 
 #: Frames a guest may send per second (sustained) and in one burst.
 GUEST_FRAME_RATE = 50.0

@@ -17,6 +17,7 @@ NACK_NOT_ENABLED = "not_enabled"
 NACK_NO_GROUP = "no_group"
 NACK_RATE_LIMITED = "rate_limited"
 NACK_UNAVAILABLE = "unavailable"
+NACK_GROUP_TOO_LARGE = "group_too_large"
 
 
 def _payload(data: Dict[str, Any]) -> bytes:
@@ -97,7 +98,7 @@ class Notification(Message):
             fields.require_uuid(data, "member"),
             fields.require_token(data, "event", MAX_TOKEN_CHARS),
             fields.require_token(data, "state", MAX_TOKEN_CHARS),
-            fields.optional_str(data, "power_state", MAX_TOKEN_CHARS),
+            fields.optional_token(data, "power_state", MAX_TOKEN_CHARS),
         )
 
     def to_data(self) -> Dict[str, Any]:
@@ -131,7 +132,7 @@ class MemberStatus:
         return cls(
             fields.require_uuid(data, "uuid"),
             fields.require_token(data, "state", MAX_TOKEN_CHARS),
-            fields.optional_str(data, "power_state", MAX_TOKEN_CHARS),
+            fields.optional_token(data, "power_state", MAX_TOKEN_CHARS),
             fields.require_bool(data, "self"),
         )
 

@@ -1,0 +1,9 @@
+"""Test helpers shipped in the package: a scripted host side for functional tests and the demo.
+
+Nothing here is production code: the real host side is the compute agent.
+"""
+
+from ha_guest.testing.events import ChallengeRecord, Event, EventLog
+from ha_guest.testing.scripted_host import ScriptedHost
+
+__all__ = ['ChallengeRecord', 'Event', 'EventLog', 'ScriptedHost']
