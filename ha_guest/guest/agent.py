@@ -78,7 +78,7 @@ class Agent:
         self.health = HealthModel()
         self.checks = CheckRunner(self.health, cfg.checks)
         self.connector = Connector(resolve or self._resolve, self._on_open, self._on_data, self._on_lost)
-        self.api = ApiServer(cfg.api_socket, self.dispatch) if cfg.api_socket else None
+        self.api = ApiServer(cfg.api_socket, self.dispatch, group=cfg.api_group) if cfg.api_socket else None
         self.registered = False
         self.interval_ms: Optional[int] = None
         self.miss_threshold: Optional[int] = None

@@ -65,6 +65,15 @@ def _prepare_path(path: str) -> None:
     raise ApiSocketInUse("another process serves %s" % path)
 
 
+def _group_id(group: str) -> int:
+    import grp  # not on every platform; only needed when a group is set
+
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise OSError("unknown group %r for the local API socket" % group) from None
+
+
 def _identity(path: str) -> Tuple[int, int, int]:
     # Inode numbers are reused at once; the change time tells a new file apart.
     st = os.stat(path)
@@ -108,7 +117,8 @@ class ApiServer:
     """Serve the local API on a UNIX socket; requests go to ``dispatch``."""
 
     def __init__(self, path: str, dispatch: Dispatch, max_clients: int = localapi.MAX_CLIENTS,
-                 listener_backlog: int = localapi.MAX_LISTENER_BACKLOG) -> None:
+                 listener_backlog: int = localapi.MAX_LISTENER_BACKLOG, group: Optional[str] = None) -> None:
+        self.group = group
         self.path = path
         self.max_clients = max_clients
         self.listener_backlog = listener_backlog
@@ -144,6 +154,9 @@ class ApiServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.path, SOCKET_MODE)
+        if self.group:
+            # Applications of this group may report health without root.
+            os.chown(self.path, -1, _group_id(self.group))
         self._identity = _identity(self.path)
         self._server = await asyncio.start_unix_server(self._client, sock=sock)
         LOG.info("local API on %s", self.path)

@@ -36,7 +36,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 AGENT_SECTION = "agent"
 CHECK_PREFIX = "check:"
-AGENT_KEYS = frozenset(["device", "port_name", "interval_ms", "heartbeat", "api_socket", "log_level"])
+AGENT_KEYS = frozenset(["device", "port_name", "interval_ms", "heartbeat", "api_socket", "api_group", "log_level"])
 CHECK_KEYS = frozenset(["command", "period_s", "timeout_s"])
 
 _INLINE_COMMENT = re.compile(r"\s+[;#].*$")
@@ -67,6 +67,7 @@ class AgentConfig:
     interval_ms: int = DEFAULT_INTERVAL_MS
     heartbeat: bool = True
     api_socket: Optional[str] = DEFAULT_SOCKET  # None: local API disabled
+    api_group: Optional[str] = None  # group given access to the local API socket
     log_level: str = "INFO"
     checks: List[CheckConfig] = field(default_factory=list)
 
@@ -90,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not register for heartbeating (SGM and the local API still work)")
     parser.add_argument("--api-socket", metavar="PATH",
                         help="local API socket (default %s; empty disables it)" % DEFAULT_SOCKET)
+    parser.add_argument("--api-group", metavar="GROUP",
+                        help="group that may use the local API socket (default: root only)")
     parser.add_argument("--check", action="append", default=[], metavar="NAME=COMMAND",
                         help="health check run by /bin/sh -c; repeat for more")
     parser.add_argument("--check-period", metavar="S", help="seconds between runs of a check (default %g)"
@@ -150,6 +153,9 @@ def merge(ini: configparser.ConfigParser, args: argparse.Namespace, source: str)
     api_socket = pick("api_socket", args.api_socket)
     if api_socket is None:
         api_socket = DEFAULT_SOCKET
+    api_group = pick("api_group", args.api_group) or None
+    if api_group is not None:
+        _check_token(api_group, where % ("api_group", "api-group"))
     log_level = (pick("log_level", args.log_level) or "INFO").upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError("%s must be one of %s" % (where % ("log_level", "log-level"), ", ".join(LOG_LEVELS)))
@@ -159,6 +165,7 @@ def merge(ini: configparser.ConfigParser, args: argparse.Namespace, source: str)
         interval_ms=interval_ms,
         heartbeat=heartbeat,
         api_socket=api_socket or None,
+        api_group=api_group,
         log_level=log_level,
         checks=_checks(ini, args, source),
     )

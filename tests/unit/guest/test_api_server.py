@@ -209,6 +209,32 @@ class TestSocketFile(AsyncTestCase):
 
         self.run_async(scenario())
 
+    def test_group_ownership(self) -> None:
+        import grp
+
+        group = grp.getgrgid(os.getgid())
+        path = os.path.join(self.make_tempdir(), "agent.sock")
+        server = api_server.ApiServer(path, echo_dispatch, group=group.gr_name)
+
+        async def scenario() -> None:
+            await server.start()
+            self.assertEqual(group.gr_gid, os.stat(path).st_gid)
+            await server.stop()
+
+        self.run_async(scenario())
+
+    def test_unknown_group_refused(self) -> None:
+        path = os.path.join(self.make_tempdir(), "agent.sock")
+        server = api_server.ApiServer(path, echo_dispatch, group="no-such-group-ha-guest")
+
+        async def scenario() -> None:
+            with self.assertRaises(OSError) as ctx:
+                await server.start()
+            self.assertIn("no-such-group-ha-guest", str(ctx.exception))
+            await server.stop()
+
+        self.run_async(scenario())
+
     def test_stale_socket_replaced(self) -> None:
         path = os.path.join(self.make_tempdir(), "agent.sock")
         stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -82,6 +82,13 @@ class TestConfig(AsyncTestCase):
             cfg.checks,
         )
 
+    def test_api_group(self) -> None:
+        cfg = self.load(["--config", self.write("[agent]\napi_group = vnf-apps\n")])
+        self.assertEqual("vnf-apps", cfg.api_group)
+        self.assertEqual("ops", self.load(["--config", self.write("[agent]\napi_group = vnf-apps\n"),
+                                           "--api-group", "ops"]).api_group)
+        self.assertBad(["--api-group", "bad group"], "api_group")
+
     def test_cli_overrides_ini(self) -> None:
         cfg = self.load([
             "--config", self.write(GOOD_INI), "--device", "/dev/vport0p1", "--port-name", "other",
@@ -94,6 +101,7 @@ class TestConfig(AsyncTestCase):
         self.assertEqual(100, cfg.interval_ms)
         self.assertFalse(cfg.heartbeat)
         self.assertEqual("/tmp/y.sock", cfg.api_socket)
+        self.assertIsNone(cfg.api_group)
         self.assertEqual("WARNING", cfg.log_level)
         by_name = {c.name: c for c in cfg.checks}
         self.assertEqual(CheckConfig("sshd", "true", 7.0, 0.5), by_name["sshd"])
