@@ -1,0 +1,1 @@
+"""The compute agent: channels, heartbeat monitors, discovery and reports to the controller."""

@@ -1,0 +1,407 @@
+"""One instance's channel on the compute host: connection, session and heartbeat glue.
+
+A ``GuestChannel`` is the asyncio protocol of every connection to one
+instance's host socket (QEMU listens, we connect as a client). It speaks the
+host side of the protocol (doc/source/protocol.rst) and hands heartbeat
+answers to the instance's GuestMonitor; the monitor, driven by the agent's
+single scheduler tick, sends challenges through ``send_challenge``.
+
+Whatever a guest sends, the damage stays on its own channel: no exception
+leaves a callback, error replies and log lines are rate-limited, frames over
+the guest's rate are dropped (and reading pauses briefly), and a guest that
+stops reading has its connection dropped once the write buffer is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any, List, Optional, Union
+
+from ha_guest.compute import fastpath
+from ha_guest.compute.heartbeat_monitor import WATCHED, GuestMonitor, GuestState
+from ha_guest.compute.log_gate import LogGate
+from ha_guest.compute.scheduler import TickScheduler
+from ha_guest.protocol import errors, heartbeat, limits, sgm, versioning
+from ha_guest.protocol.codec import HOST, ChannelCodec
+from ha_guest.protocol.constants import APP_BASE
+from ha_guest.protocol.envelope import Envelope, encode_message
+from ha_guest.protocol.messages import Error, Hello, HelloAck, HelloRequest, Message
+from ha_guest.protocol.ratelimit import TokenBucket
+
+LOG = logging.getLogger(__name__)
+
+#: How long reading pauses when a guest exceeds its frame rate.
+RATE_PAUSE_S = 0.1
+_JITTER = 0.1
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """Per-channel limits and timers, from the [compute] options."""
+
+    miss_threshold: int = 1
+    hello_retry_s: float = 1.0
+    reconnect_min_s: float = 0.1
+    reconnect_max_s: float = 2.0
+    guest_frame_rate: float = limits.GUEST_FRAME_RATE
+    guest_frame_burst: int = limits.GUEST_FRAME_BURST
+    write_buffer_limit: int = 65536
+
+
+class GuestChannel(asyncio.BufferedProtocol):
+    """The host end of one instance's channel, across reconnections.
+
+    A BufferedProtocol reading into ``buffer``, which the channels of one
+    loop share (see fastpath.py).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, instance_uuid: str, path: str,
+                 scheduler: TickScheduler, settings: ChannelSettings,
+                 buffer: Optional[memoryview] = None) -> None:
+        self.loop = loop
+        self.buffer = buffer if buffer is not None else fastpath.read_buffer()
+        self.instance_uuid = instance_uuid
+        self.path = path
+        self.scheduler = scheduler
+        self.settings = settings
+        self.monitor: Optional[GuestMonitor] = None  # set by the owner right after construction
+        self.codec = ChannelCodec(HOST)
+        self.transport: Optional[asyncio.Transport] = None
+        self.hello_acked = False
+        self.agent = ""
+        self.counters = {"connections": 0, "connect_failures": 0, "frames": 0, "errors_received": 0,
+                         "protocol_errors": 0, "error_replies": 0, "error_replies_suppressed": 0,
+                         "rate_limited": 0, "overflows": 0, "challenges_unsent": 0}
+        self._closing = False
+        self._connecting: Optional[asyncio.Task[Any]] = None
+        self._timer: Optional[asyncio.TimerHandle] = None  # hello retry or reconnect, never both
+        self._resume_timer: Optional[asyncio.TimerHandle] = None
+        self._backoff = settings.reconnect_min_s
+        self._hello_sent_at = -1e9
+        self._challenge_frame = b""
+        self._session_bytes = b""  # session and version as the fast path compares them
+        self._version_bytes = b""
+        self._at_boundary = True  # the codec's decoder holds no partial frame
+        self._frames = fastpath.FrameBudget(settings.guest_frame_rate, settings.guest_frame_burst, loop.time())
+        self._error_replies = TokenBucket(limits.ERROR_REPLY_RATE, limits.ERROR_REPLY_BURST, loop.time)
+        self._log = LogGate(LOG, loop.time)
+
+    # -- connection management -------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection to the host socket is open."""
+        return self.transport is not None
+
+    def start(self) -> None:
+        """Connect now (and keep reconnecting until close())."""
+        self._closing = False
+        self._connect_now()
+
+    def set_path(self, path: str) -> None:
+        """Use another socket path (the domain restarted); reconnects at once."""
+        if path == self.path:
+            return
+        self.path = path
+        if self.transport is not None:
+            self.transport.abort()  # connection_lost reconnects to the new path
+        else:
+            self._cancel_timer()
+            self._connect_now()
+
+    def close(self) -> None:
+        """Disconnect for good."""
+        self._closing = True
+        self._cancel_timer()
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
+            self._resume_timer = None
+        if self._connecting is not None:
+            self._connecting.cancel()
+            self._connecting = None
+        if self.transport is not None:
+            self.transport.abort()
+            self.transport = None
+
+    def _connect_now(self) -> None:
+        if self._closing or self._connecting is not None or self.transport is not None:
+            return
+        self._connecting = self.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        try:
+            await self.loop.create_unix_connection(lambda: self, self.path)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure means: try again later
+            self.counters["connect_failures"] += 1
+            self._log.log(logging.DEBUG, "%s: cannot connect to %s: %s", self.instance_uuid, self.path, exc)
+            self._schedule_reconnect()
+        finally:
+            self._connecting = None
+
+    def _schedule_reconnect(self) -> None:
+        if self._closing:
+            return
+        delay = self._backoff * (1.0 + random.uniform(0.0, _JITTER))
+        self._backoff = min(self._backoff * 2.0, self.settings.reconnect_max_s)
+        self._cancel_timer()
+        self._timer = self.loop.call_later(delay, self._connect_now)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if self._closing:
+            transport.abort()
+            return
+        self.transport = transport
+        self.counters["connections"] += 1
+        session = self.codec.start_session()
+        self.hello_acked = False
+        self._at_boundary = True
+        self._format_session_frames()
+        LOG.debug("%s: connected to %s, session %s", self.instance_uuid, self.path, session)
+        self._send_hello()
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self.transport = None
+        self.hello_acked = False
+        self._challenge_frame = b""
+        self.codec.reset()
+        self._cancel_timer()
+        if self._closing:
+            return
+        # The monitor keeps counting misses: a channel that vanished while the
+        # domain runs is not an excuse. Discovery says when it does not run.
+        self._log.log(logging.INFO, "%s: channel closed (%s); reconnecting", self.instance_uuid,
+                      exc or "end of file")
+        self._schedule_reconnect()
+
+    def eof_received(self) -> bool:
+        return False  # QEMU never half-closes; close and reconnect.
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        buffer = self.buffer
+        end = nbytes - 1
+        # One healthy answer per read is nearly all the traffic: match it in
+        # place, without copying it out of the shared buffer.
+        if self._at_boundary and end > 0 and buffer[end] == 10:  # 10: b"\n"
+            try:
+                if self._receive_line(buffer, end, self.loop.time(), whole=False):
+                    return
+            except Exception:  # noqa: BLE001 - see data_received
+                LOG.exception("%s: unexpected error handling an answer; dropping the connection",
+                              self.instance_uuid)
+                if self.transport is not None:
+                    self.transport.abort()
+                return
+        self.data_received(buffer[:nbytes].tobytes())
+
+    def data_received(self, data: bytes) -> None:
+        """Handle bytes from the guest (also the entry point for tests)."""
+        try:
+            self._receive(data)
+        except Exception:  # noqa: BLE001 - a guest's bytes must never break the loop
+            LOG.exception("%s: unexpected error handling guest data; dropping the connection", self.instance_uuid)
+            if self.transport is not None:
+                self.transport.abort()
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def send_challenge(self, nonce: str) -> None:
+        """Write one challenge (called by the monitor from the tick); dropped while disconnected."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            self.counters["challenges_unsent"] += 1
+            return
+        transport.write(self._challenge_frame % (self.codec.next_seq(), nonce.encode("ascii")))
+        if transport.get_write_buffer_size() > self.settings.write_buffer_limit:
+            self._overflow(transport)
+
+    def _format_session_frames(self) -> None:
+        version, session = self.codec.version, str(self.codec.session)
+        self._challenge_frame = fastpath.challenge_template(version, session)
+        self._session_bytes = session.encode("ascii")
+        self._version_bytes = b"%d" % version
+
+    def send(self, message: Message) -> None:
+        """Write one message of the current session, if connected."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        version = versioning.BASE_VERSION if message.APP == APP_BASE else self.codec.version
+        transport.write(encode_message(message, self.codec.next_seq(), self.codec.session, version))
+        if transport.get_write_buffer_size() > self.settings.write_buffer_limit:
+            self._overflow(transport)
+
+    def _overflow(self, transport: asyncio.Transport) -> None:
+        self.counters["overflows"] += 1
+        self._log.log(logging.WARNING, "%s: guest is not reading (more than %d bytes unsent); reconnecting",
+                      self.instance_uuid, self.settings.write_buffer_limit)
+        transport.abort()
+
+    def _send_hello(self) -> None:
+        self.send(Hello(versioning.MIN_VERSION, versioning.MAX_VERSION))
+        self._hello_sent_at = self.loop.time()
+        self._cancel_timer()
+        self._timer = self.loop.call_later(self.settings.hello_retry_s, self._hello_timeout)
+
+    def _hello_timeout(self) -> None:
+        self._timer = None
+        if self.transport is not None and not self.hello_acked:
+            self._send_hello()
+
+    def _reply_error(self, exc: errors.ProtocolError) -> None:
+        if self._error_replies.allow():
+            self.counters["error_replies"] += 1
+            self.send(Error.from_exception(exc))
+        else:
+            self.counters["error_replies_suppressed"] += 1
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def _receive(self, data: bytes) -> None:
+        end = len(data) - 1
+        if not self._at_boundary or end < 0 or data[end] != 10:  # 10: b"\n"
+            self._at_boundary = data.endswith(b"\n")
+            self._receive_frames(self.codec.feed(data))
+            return
+        # Whole lines with the decoder idle: each line can be tried on the
+        # fast path; a line it does not take gets the codec, same outcome.
+        now = self.loop.time()
+        if data.find(b"\n") == end:
+            self._receive_line(data, end, now)  # one frame per read: nearly always
+            return
+        for line in data[:end].split(b"\n"):
+            if self.transport is None or self.transport.is_closing():
+                return  # dropped while handling an earlier frame
+            self._receive_line(line + b"\n", len(line), now)
+
+    def _receive_line(self, line: Any, end: int, now: float, whole: bool = True) -> bool:
+        """Handle one frame whose newline is at ``end``; False if ``whole`` is off and it needs the codec."""
+        match = fastpath.healthy_response(line, 0, end)
+        monitor = self.monitor
+        if match is None or monitor is None or match.group(3) != self._session_bytes \
+                or match.group(1) != self._version_bytes:
+            if not whole:
+                return False
+            self._receive_frames(self.codec.feed(line))
+            return True
+        self.counters["frames"] += 1
+        if not self._frames.allow(now):
+            self._rate_limited(int(match.group(2)))
+        elif monitor.state in WATCHED:
+            monitor.response(match.group(4).decode("ascii"), True, "", now)
+        elif monitor.state != GuestState.SUSPENDED:
+            self._reply_error(errors.ProtocolError(errors.NOT_REGISTERED, "not registered in this session",
+                                                   int(match.group(2))))
+        return True
+
+    def _receive_frames(self, items: List[Union[Envelope, errors.ProtocolError]]) -> None:
+        if not items:
+            return
+        now = self.loop.time()
+        monitor = self.monitor
+        for item in items:
+            if self.transport is None or self.transport.is_closing():
+                return  # dropped while handling an earlier frame
+            self.counters["frames"] += 1
+            if not self._frames.allow(now):
+                self._rate_limited(item.seq if isinstance(item, Envelope) else None)
+                continue
+            if isinstance(item, errors.ProtocolError):
+                self.counters["protocol_errors"] += 1
+                self._log.log(logging.WARNING, "%s: bad frame from guest: %s", self.instance_uuid, item)
+                self._reply_error(item)
+                continue
+            message = item.message
+            if type(message) is heartbeat.Response and monitor is not None:
+                self._on_response(item, message, monitor, now)
+            else:
+                self._dispatch(item, now)
+
+    def _rate_limited(self, ref: Optional[int]) -> None:
+        self.counters["rate_limited"] += 1
+        self._reply_error(errors.ProtocolError(errors.RATE_LIMITED, "more than %g frames per second"
+                                               % self.settings.guest_frame_rate, ref))
+        self._log.log(logging.WARNING, "%s: guest exceeds %g frames per second; frames dropped",
+                      self.instance_uuid, self.settings.guest_frame_rate)
+        # Stop reading for a moment so a flood costs us little CPU; only this guest waits.
+        transport = self.transport
+        if transport is not None and self._resume_timer is None:
+            transport.pause_reading()
+            self._resume_timer = self.loop.call_later(RATE_PAUSE_S, self._resume_reading)
+
+    def _resume_reading(self) -> None:
+        self._resume_timer = None
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def _on_response(self, env: Envelope, message: heartbeat.Response, monitor: GuestMonitor, now: float) -> None:
+        if monitor.state in WATCHED:
+            monitor.response(message.nonce, message.health == heartbeat.HEALTHY, message.reason, now)
+        elif monitor.state != GuestState.SUSPENDED:
+            self._reply_error(errors.ProtocolError(errors.NOT_REGISTERED, "not registered in this session",
+                                                   env.seq))
+
+    def _dispatch(self, env: Envelope, now: float) -> None:
+        message = env.message
+        monitor = self.monitor
+        if isinstance(message, HelloAck):
+            self._on_hello_ack(env, message)
+        elif isinstance(message, HelloRequest):
+            # Queued requests come in bursts: a hello still waiting for its ack answers them all.
+            if self.hello_acked or now - self._hello_sent_at >= self.settings.hello_retry_s:
+                self._send_hello()
+        elif isinstance(message, heartbeat.Init):
+            if monitor is not None:
+                interval = monitor.register(message.interval_ms, now)
+                self.scheduler.schedule(monitor)
+                self.send(heartbeat.InitAck(interval, self.settings.miss_threshold))
+        elif isinstance(message, heartbeat.Exit):
+            self.send(heartbeat.ExitAck())
+            if monitor is not None and (monitor.persistent_state not in (GuestState.UNREGISTERED, GuestState.EXITED)
+                                        or monitor.incident_id is not None):
+                monitor.exit(message.reason, now)
+        elif isinstance(message, Error):
+            self.counters["errors_received"] += 1
+            self._log.log(logging.WARNING, "%s: guest reported %s: %s (ref_seq %s)", self.instance_uuid,
+                          message.code, message.detail, message.ref_seq)
+        elif isinstance(message, (sgm.Broadcast, sgm.StatusRequest)):
+            self.send(sgm.Nack(env.seq, sgm.NACK_NOT_ENABLED, "server group messaging is not enabled"))
+        elif isinstance(message, heartbeat.Response):
+            self._reply_error(errors.ProtocolError(errors.NOT_REGISTERED, "not registered", env.seq))
+
+    def _on_hello_ack(self, env: Envelope, message: HelloAck) -> None:
+        if not versioning.MIN_VERSION <= message.version <= versioning.MAX_VERSION:
+            self._reply_error(errors.ProtocolError(
+                errors.UNSUPPORTED_VERSION, "version %d not in %d-%d" % (
+                    message.version, versioning.MIN_VERSION, versioning.MAX_VERSION), env.seq))
+            return
+        first = not self.hello_acked
+        self.hello_acked = True
+        self.agent = message.agent
+        self._backoff = self.settings.reconnect_min_s
+        if self.codec.version != message.version:
+            self.codec.version = message.version
+            self._format_session_frames()
+        self._cancel_timer()
+        # A new hello_ack ends the registration (the agent restarted or renegotiated);
+        # the guest sends init again right away. An open fault stays open.
+        if self.monitor is not None:
+            self.monitor.unregister()
+        if first:
+            LOG.debug("%s: session %s acknowledged by %s", self.instance_uuid, self.codec.session,
+                      message.agent or "an unnamed agent")

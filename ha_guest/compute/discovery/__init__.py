@@ -1,0 +1,1 @@
+"""Channel discovery drivers (stevedore namespace ha_guest.compute.discovery)."""

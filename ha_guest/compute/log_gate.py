@@ -1,0 +1,32 @@
+"""At most one log line per period for things a guest can repeat at line rate."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+#: Seconds between two lines through one gate; the lines in between are counted.
+LOG_PERIOD_S = 10.0
+
+
+class LogGate:
+    """Let one line through per period (e.g. per channel); count and mention the rest."""
+
+    def __init__(self, logger: logging.Logger, clock: Callable[[], float], period: float = LOG_PERIOD_S) -> None:
+        self.logger = logger
+        self.period = period
+        self.suppressed = 0
+        self._clock = clock
+        self._quiet_until = float("-inf")
+
+    def log(self, level: int, message: str, *args: Any) -> None:
+        """Log now, or count the line for the next one that gets through."""
+        now = self._clock()
+        if now < self._quiet_until:
+            self.suppressed += 1
+            return
+        if self.suppressed:
+            message += " (%d similar lines suppressed)" % self.suppressed
+            self.suppressed = 0
+        self._quiet_until = now + self.period
+        self.logger.log(level, message, *args)

@@ -1,0 +1,372 @@
+"""The compute agent: one event loop owning every channel, monitor and timer.
+
+Threads and what they own:
+
+* the loop thread: every GuestChannel (socket), every GuestMonitor, the
+  TickScheduler driven by a single ``loop.call_at`` tick every ``tick_ms``,
+  the state report timer. Nothing else touches them;
+* the discovery driver's thread(s): they call the listener methods below,
+  which hand each call to the loop with ``call_soon_threadsafe``;
+* the reporter thread: oslo.messaging calls to the controller, fed by a
+  bounded queue (reporter.py);
+* the state store's writer thread (state_store.py);
+* the RPC server's threads (ComputeEndpoint), which also only schedule work
+  on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import threading
+import time
+from typing import Any, Callable, Deque, Dict, List, Optional, TypeVar
+
+import oslo_messaging
+from oslo_config import cfg
+from stevedore import driver as stevedore_driver
+
+from ha_guest.compute.channel import ChannelSettings, GuestChannel
+from ha_guest.compute.discovery.base import DiscoveryDriver
+from ha_guest.compute.fastpath import read_buffer
+from ha_guest.compute.heartbeat_monitor import EventKind, GuestMonitor, GuestState, HeartbeatPolicy, MonitorEvent
+from ha_guest.compute.reporter import ControllerClient, Reporter
+from ha_guest.compute.scheduler import TickScheduler
+from ha_guest.compute.state_store import Record, StateStore
+
+LOG = logging.getLogger(__name__)
+
+DISCOVERY_NAMESPACE = "ha_guest.compute.discovery"
+#: Saved instances that discovery has not reported after this long are forgotten.
+RESTORE_GRACE_S = 60.0
+#: New channels connected per tick: an agent that starts with a thousand guests
+#: brings them up over half a second instead of in one burst that would stall
+#: the loop (and the first challenges) for everyone.
+CONNECTS_PER_TICK = 20
+#: Delay that gathers a burst of state changes into one state file write.
+SAVE_DELAY_S = 0.1
+_PERSISTED = frozenset([GuestState.HEALTHY, GuestState.UNHEALTHY, GuestState.FAILED])
+
+T = TypeVar("T")
+
+
+class _Instance:
+    """What the loop keeps per instance."""
+
+    __slots__ = ("channel", "monitor", "suspended")
+
+    def __init__(self, channel: GuestChannel, monitor: GuestMonitor) -> None:
+        self.channel = channel
+        self.monitor = monitor
+        self.suspended: Optional[str] = None
+
+
+def load_discovery(conf: cfg.ConfigOpts, listener: Any) -> DiscoveryDriver:
+    """Load the ``[compute] discovery_driver`` driver through stevedore."""
+    manager: stevedore_driver.DriverManager[DiscoveryDriver] = stevedore_driver.DriverManager(
+        DISCOVERY_NAMESPACE, conf.compute.discovery_driver, invoke_on_load=True, invoke_args=(conf, listener))
+    loaded = manager.driver
+    if not isinstance(loaded, DiscoveryDriver):
+        raise TypeError("discovery driver %r is not a DiscoveryDriver" % conf.compute.discovery_driver)
+    return loaded
+
+
+class ComputeManager:
+    """Runs the compute agent; also the discovery listener (thread-safe)."""
+
+    def __init__(self, conf: cfg.ConfigOpts, controller: ControllerClient, host: Optional[str] = None,
+                 discovery: Optional[Callable[[cfg.ConfigOpts, Any], DiscoveryDriver]] = None) -> None:
+        opts = conf.compute
+        self.conf = conf
+        self.host = host or conf.host
+        self.tick_s = opts.tick_ms / 1000.0
+        self.policy = HeartbeatPolicy(opts.miss_threshold, opts.min_interval_ms,
+                                      max(opts.min_interval_ms, opts.max_interval_ms), spread=True,
+                                      late_s=max(2 * self.tick_s, 0.02))
+        self.settings = ChannelSettings(
+            miss_threshold=opts.miss_threshold, hello_retry_s=opts.hello_retry_s,
+            reconnect_min_s=opts.reconnect_min_s, reconnect_max_s=max(opts.reconnect_min_s, opts.reconnect_max_s),
+            guest_frame_rate=opts.guest_frame_rate, guest_frame_burst=opts.guest_frame_burst,
+            write_buffer_limit=opts.write_buffer_limit)
+        self.reporter = Reporter(controller, queue_size=opts.report_queue_size)
+        self.store = StateStore(opts.state_file)
+        self.scheduler = TickScheduler()
+        self._buffer = read_buffer()  # shared by every channel: the loop reads one socket at a time
+        self.instances: Dict[str, _Instance] = {}
+        self.loop = asyncio.new_event_loop()
+        self._discovery_factory = discovery or load_discovery
+        self._discovery: Optional[DiscoveryDriver] = None
+        self._thread = threading.Thread(target=self._run_loop, name="ha-guest-compute-loop", daemon=True)
+        self._to_connect: Deque[GuestChannel] = collections.deque()
+        self._restored: Dict[str, Record] = {}
+        self._restore_until = 0.0
+        self._next_tick = 0.0
+        self._tick_handle: Optional[asyncio.TimerHandle] = None
+        self._report_handle: Optional[asyncio.TimerHandle] = None
+        self._save_handle: Optional[asyncio.TimerHandle] = None
+        self._stopped = False
+
+    # -- lifecycle (any thread but the loop's) ------------------------------------------------
+
+    def start(self) -> None:
+        """Restore the saved state, start the threads and the discovery driver."""
+        self._restored = self.store.load()
+        if self._restored:
+            LOG.info("restored %d registered instance(s) from %s", len(self._restored), self.store.path)
+        self.reporter.start()
+        self.store.start()
+        self._thread.start()
+        self.call(self._start_on_loop)
+        self._discovery = self._discovery_factory(self.conf, self)
+        self._discovery.start()
+        LOG.info("compute agent started on host %s: %s discovery, tick %d ms, miss threshold %d",
+                 self.host, self.conf.compute.discovery_driver, self.conf.compute.tick_ms,
+                 self.policy.miss_threshold)
+
+    def stop(self, flush_timeout: float = 2.0) -> None:
+        """Stop discovery, close every channel, save the state and flush the reporter briefly."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._discovery is not None:
+            try:
+                self._discovery.stop()
+            except Exception:  # noqa: BLE001 - stopping must go on
+                LOG.exception("discovery driver failed to stop")
+        records: Optional[List[Record]] = None
+        if self._thread.is_alive():
+            try:
+                records = self.call(self._stop_on_loop)
+            finally:
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                self._thread.join(5.0)
+        if not self._thread.is_alive() and not self.loop.is_closed():
+            self.loop.close()
+        self.store.stop(final=records)
+        self.reporter.stop(flush_timeout)
+        LOG.info("compute agent stopped")
+
+    def call(self, func: Callable[..., T], *args: Any, timeout: float = 10.0) -> T:
+        """Run ``func(*args)`` on the loop and return its result (not from the loop thread)."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(func(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                future.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return future.result(timeout)
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def _start_on_loop(self) -> None:
+        now = self.loop.time()
+        self._restore_until = now + RESTORE_GRACE_S
+        self._next_tick = now + self.tick_s
+        self._tick_handle = self.loop.call_at(self._next_tick, self._tick)
+        self._report_handle = self.loop.call_later(1.0, self._periodic_report)
+
+    def _stop_on_loop(self) -> List[Record]:
+        for handle in (self._tick_handle, self._report_handle, self._save_handle):
+            if handle is not None:
+                handle.cancel()
+        for instance in self.instances.values():
+            instance.channel.close()
+        return self._records()
+
+    # -- the tick ------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        try:
+            self.scheduler.run_due(now)
+            for _ in range(min(CONNECTS_PER_TICK, len(self._to_connect))):
+                channel = self._to_connect.popleft()
+                instance = self.instances.get(channel.instance_uuid)
+                if instance is not None and instance.channel is channel:
+                    channel.start()
+        finally:
+            # Whatever happened, heartbeating goes on. A fixed cadence; after a
+            # stall, start afresh rather than run a burst of ticks.
+            following = self._next_tick + self.tick_s
+            self._next_tick = following if following > now else now + self.tick_s
+            self._tick_handle = self.loop.call_at(self._next_tick, self._tick)
+
+    # -- discovery listener (any thread) -------------------------------------------------------
+
+    def channel_added(self, instance_uuid: str, socket_path: str, suspended: bool = False) -> None:
+        """Discovery: an instance has a channel."""
+        self.loop.call_soon_threadsafe(self._on_channel_added, instance_uuid, socket_path, suspended)
+
+    def channel_removed(self, instance_uuid: str) -> None:
+        """Discovery: an instance's channel is gone."""
+        self.loop.call_soon_threadsafe(self._on_channel_removed, instance_uuid)
+
+    def instance_suspended(self, instance_uuid: str, reason: str) -> None:
+        """Discovery: an instance cannot run for now."""
+        self.loop.call_soon_threadsafe(self._on_suspended, instance_uuid, reason)
+
+    def instance_resumed(self, instance_uuid: str) -> None:
+        """Discovery: an instance runs again."""
+        self.loop.call_soon_threadsafe(self._on_resumed, instance_uuid)
+
+    def request_state_report(self) -> None:
+        """Send a state report now (the controller asked; any thread)."""
+        self.loop.call_soon_threadsafe(self._send_state_report)
+
+    # -- loop side -----------------------------------------------------------------------------
+
+    def _on_channel_added(self, instance_uuid: str, path: str, suspended: bool) -> None:
+        now = self.loop.time()
+        instance = self.instances.get(instance_uuid)
+        if instance is not None:
+            instance.channel.set_path(path)
+            if suspended:
+                self._on_suspended(instance_uuid, "suspended")
+            else:
+                self._on_resumed(instance_uuid)
+            return
+        channel = GuestChannel(self.loop, instance_uuid, path, self.scheduler, self.settings, self._buffer)
+        monitor = GuestMonitor(instance_uuid, channel.send_challenge, self._on_monitor_event, self.policy)
+        channel.monitor = monitor
+        instance = _Instance(channel, monitor)
+        self.instances[instance_uuid] = instance
+        record = self._restored.pop(instance_uuid, None)
+        if record is not None and record["state"] in _PERSISTED:
+            monitor.restore(record["interval_ms"], record["incident_id"], record["fault_kind"],
+                            record["reason"] or "", now, self.conf.compute.restart_grace_s)
+            self.scheduler.schedule(monitor)
+            LOG.info("%s: watching again after a restart (%s%s)", instance_uuid, monitor.state.value,
+                     ", incident %s" % monitor.incident_id if monitor.incident_id else "")
+        if suspended:
+            instance.suspended = "suspended"
+            monitor.suspend(now)
+        LOG.info("%s: channel found at %s%s", instance_uuid, path, " (suspended)" if suspended else "")
+        self._to_connect.append(channel)
+
+    def _on_channel_removed(self, instance_uuid: str) -> None:
+        instance = self.instances.pop(instance_uuid, None)
+        if instance is None:
+            return
+        instance.channel.close()
+        instance.monitor.unregister()  # its heap entry goes stale
+        LOG.info("%s: channel removed, monitoring ended", instance_uuid)
+        self._state_changed()
+
+    def _on_suspended(self, instance_uuid: str, reason: str) -> None:
+        instance = self.instances.get(instance_uuid)
+        if instance is None or instance.suspended is not None:
+            return
+        instance.suspended = reason or "suspended"
+        instance.monitor.suspend(self.loop.time())
+        LOG.info("%s: %s, not watched", instance_uuid, instance.suspended)
+
+    def _on_resumed(self, instance_uuid: str) -> None:
+        instance = self.instances.get(instance_uuid)
+        if instance is None or instance.suspended is None:
+            return
+        instance.suspended = None
+        instance.monitor.resume(self.loop.time())
+        self.scheduler.schedule(instance.monitor)
+        LOG.info("%s: running again, watched", instance_uuid)
+
+    def _on_monitor_event(self, event: MonitorEvent) -> None:
+        # Events carry loop time; the controller wants wall-clock time.
+        at = time.time() - (self.loop.time() - event.at)
+        uuid = event.instance_uuid
+        if event.kind == EventKind.FAULT:
+            LOG.warning("%s: FAULT %s (incident %s): %s", uuid, event.fault_kind, event.incident_id, event.reason)
+            self.reporter.report_fault({
+                "instance_uuid": uuid, "host": self.host, "incident_id": event.incident_id,
+                "kind": event.fault_kind, "reason": event.reason, "detected_at": at,
+                "interval_ms": event.interval_ms, "misses": event.misses})
+        elif event.kind == EventKind.RECOVERED:
+            LOG.info("%s: recovered (incident %s)", uuid, event.incident_id)
+            self.reporter.report_recovery({
+                "instance_uuid": uuid, "host": self.host, "incident_id": event.incident_id, "recovered_at": at})
+        elif event.kind == EventKind.EXITED:
+            LOG.info("%s: guest ended monitoring: %s", uuid, event.reason or "no reason given")
+            self.reporter.report_exit({"instance_uuid": uuid, "host": self.host, "reason": event.reason, "at": at})
+        else:
+            LOG.debug("%s: registered, interval %d ms", uuid, event.interval_ms)
+        self._state_changed()
+
+    def _state_changed(self) -> None:
+        if self._save_handle is None and not self._stopped:
+            self._save_handle = self.loop.call_later(SAVE_DELAY_S, self._save)
+
+    def _save(self) -> None:
+        self._save_handle = None
+        self.store.save(self._records())
+
+    def _records(self) -> List[Record]:
+        """What goes into the state file: watched instances, and saved ones not seen again yet."""
+        records = []
+        for uuid, instance in self.instances.items():
+            monitor = instance.monitor
+            state = monitor.persistent_state
+            if state in _PERSISTED:
+                records.append({"instance_uuid": uuid, "state": state.value, "interval_ms": monitor.interval_ms,
+                                "incident_id": monitor.incident_id, "fault_kind": monitor.fault_kind,
+                                "reason": monitor.reason})
+        if self._restored and self.loop.time() < self._restore_until:
+            records.extend(self._restored.values())
+        else:
+            self._restored.clear()
+        return records
+
+    def state_report(self) -> Dict[str, Any]:
+        """The state of every monitored instance (on the loop)."""
+        instances = []
+        for uuid, instance in self.instances.items():
+            monitor = instance.monitor
+            instances.append({
+                "instance_uuid": uuid, "state": monitor.state.value, "interval_ms": monitor.interval_ms,
+                "incident_id": monitor.incident_id, "fault_kind": monitor.fault_kind, "reason": monitor.reason,
+                "connected": instance.channel.connected})
+        if self._restored and self.loop.time() < self._restore_until:
+            # Saved instances discovery has not reported yet: their open faults stay
+            # open at the controller until we know more.
+            for record in self._restored.values():
+                instances.append(dict(record, connected=False))
+        return {"host": self.host, "at": time.time(), "instances": instances}
+
+    def _send_state_report(self) -> None:
+        self.reporter.report_state(self.state_report())
+
+    def _periodic_report(self) -> None:
+        self._report_handle = self.loop.call_later(self.conf.compute.state_report_interval_s,
+                                                   self._periodic_report)
+        self._send_state_report()
+
+    def stats(self) -> Dict[str, Any]:
+        """Counters summed over every instance (on the loop)."""
+        totals: Dict[str, Any] = {"instances": len(self.instances), "connected": 0}
+        for instance in self.instances.values():
+            totals["connected"] += instance.channel.connected
+            for name, value in instance.channel.counters.items():
+                totals[name] = totals.get(name, 0) + value
+            stats = instance.monitor.stats
+            for name in ("challenges", "responses", "late_responses", "misses"):
+                totals[name] = totals.get(name, 0) + getattr(stats, name)
+        totals["reporter"] = dict(self.reporter.counters)
+        return totals
+
+
+class ComputeEndpoint:
+    """RPC endpoint of the ComputeAPI (topic [rpc] compute_topic, server = host)."""
+
+    target = oslo_messaging.Target(version="1.0")
+
+    def __init__(self, manager: ComputeManager) -> None:
+        self.manager = manager
+
+    def request_state_report(self, ctxt: Any) -> None:
+        """The controller wants every compute agent's state now."""
+        self.manager.request_state_report()

@@ -1,0 +1,94 @@
+"""Options of the compute agent (ha-guest-compute), group [compute]."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+from ha_guest.protocol import constants, limits
+from ha_guest.protocol.heartbeat import MAX_MISS_THRESHOLD
+
+GROUP = "compute"
+
+OPTS = [
+    cfg.StrOpt(
+        "discovery_driver", default="libvirt",
+        help="How the agent finds the instances to watch: a driver of the ha_guest.compute.discovery "
+             "namespace. 'libvirt' follows the domains of the local hypervisor; 'directory' watches "
+             "<instance-uuid>.sock files in directory_path (tests and the demo)."),
+    cfg.StrOpt(
+        "channel_name", default=constants.CHANNEL_NAME,
+        help="Target name of the virtio-serial channel in the domain XML (libvirt driver)."),
+    cfg.StrOpt(
+        "directory_path", default="/var/lib/ha_guest/channels",
+        help="Folder watched by the directory driver: <instance-uuid>.sock is a channel's host socket, "
+             "<instance-uuid>.suspended marks a paused or migrating instance."),
+    cfg.FloatOpt(
+        "directory_poll_s", default=0.2, min=0.05, max=10.0,
+        help="How often the directory driver looks at directory_path, in seconds."),
+    cfg.StrOpt(
+        "libvirt_uri", default="qemu:///system",
+        help="libvirt connection URI of the libvirt driver (opened read-only)."),
+    cfg.IntOpt(
+        "tick_ms", default=10, min=1, max=100,
+        help="Period of the agent's single scheduler tick in milliseconds: challenges are sent and "
+             "deadlines checked at this granularity, so it adds at most this much to detection time."),
+    cfg.IntOpt(
+        "miss_threshold", default=1, min=1, max=MAX_MISS_THRESHOLD,
+        help="Consecutive unanswered challenges that make a fault. With 1, a guest that stops "
+             "answering is reported within two intervals."),
+    cfg.IntOpt(
+        "min_interval_ms", default=limits.MIN_INTERVAL_MS, min=limits.MIN_INTERVAL_MS, max=limits.MAX_INTERVAL_MS,
+        help="Shortest heartbeat interval granted to a guest; shorter requests are raised to it."),
+    cfg.IntOpt(
+        "max_interval_ms", default=limits.MAX_INTERVAL_MS, min=limits.MIN_INTERVAL_MS, max=limits.MAX_INTERVAL_MS,
+        help="Longest heartbeat interval granted to a guest; longer requests are lowered to it."),
+    cfg.IntOpt(
+        "state_report_interval_s", default=30, min=1, max=3600,
+        help="How often the agent sends the controller the state of every monitored instance, in "
+             "seconds; the controller uses it to resynchronise its fault registry."),
+    cfg.FloatOpt(
+        "reconnect_min_s", default=0.1, min=0.01, max=60.0,
+        help="First delay before reconnecting to a channel socket that dropped or refused, in seconds; "
+             "it doubles on each failure up to reconnect_max_s."),
+    cfg.FloatOpt(
+        "reconnect_max_s", default=2.0, min=0.01, max=300.0,
+        help="Longest delay between reconnection attempts to a channel socket, in seconds."),
+    cfg.FloatOpt(
+        "hello_retry_s", default=1.0, min=0.1, max=60.0,
+        help="Re-send hello this often until the guest acknowledges it, in seconds."),
+    cfg.IntOpt(
+        "report_queue_size", default=10000, min=10, max=1000000,
+        help="Reports (faults, recoveries, exits, state reports) waiting for the controller. When full, "
+             "state reports are dropped first; faults, recoveries and exits are kept."),
+    cfg.FloatOpt(
+        "restart_grace_s", default=3.0, min=0.0, max=600.0,
+        help="After a restart of this agent, how long a guest that was registered before gets to answer "
+             "the new session's hello before it is challenged again. It must exceed the guest agent's "
+             "reconnection backoff (2 s plus jitter for the reference agent), or a restart of this agent "
+             "raises false faults; a guest still hung after it is reported again under its open incident."),
+    cfg.StrOpt(
+        "state_file", default="/var/lib/ha_guest/compute-state.json",
+        help="Where the agent keeps the registered instances and their open faults, so that a restart "
+             "neither raises false faults nor loses an open one. Empty: keep nothing."),
+    cfg.FloatOpt(
+        "guest_frame_rate", default=limits.GUEST_FRAME_RATE, min=1.0, max=10000.0,
+        help="Frames per second a guest may send on its channel (sustained); frames beyond it are "
+             "dropped and answered with error rate_limited."),
+    cfg.IntOpt(
+        "guest_frame_burst", default=limits.GUEST_FRAME_BURST, min=1, max=100000,
+        help="Frames a guest may send at once before guest_frame_rate applies."),
+    cfg.IntOpt(
+        "write_buffer_limit", default=65536, min=4096, max=16777216,
+        help="Bytes the agent may hold unsent for one channel; a guest that stops reading beyond "
+             "it has its connection dropped and re-opened (its misses still count)."),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the [compute] options on ``conf``."""
+    conf.register_opts(OPTS, group=GROUP)
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """Return the [compute] options for oslo-config-generator."""
+    return [(GROUP, OPTS)]

@@ -1,0 +1,61 @@
+"""Options of ha_guest's RPC APIs ([rpc])."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+GROUP = 'rpc'
+
+group = cfg.OptGroup(GROUP, title='RPC options',
+                     help='Topics, timeouts and version caps of the ha_guest RPC APIs. The '
+                          'broker is oslo.messaging\'s [DEFAULT] transport_url.')
+
+OPTS: list[cfg.Opt] = [
+    cfg.StrOpt(
+        'controller_topic',
+        default='ha_guest_controller',
+        help='Topic the controllers listen on for fault reports and fault '
+             'listings. Every controller of one deployment uses the same topic.',
+    ),
+    cfg.StrOpt(
+        'controller_sync_topic',
+        default='ha_guest_controller_sync',
+        help='Fanout topic on which the controllers keep each other\'s fault '
+             'registries in step.',
+    ),
+    cfg.StrOpt(
+        'compute_topic',
+        default='ha_guest_compute',
+        help='Topic the compute agents listen on (server name: [DEFAULT] host).',
+    ),
+    cfg.IntOpt(
+        'call_timeout_s',
+        default=10,
+        min=1,
+        help='Seconds an RPC call waits for its reply before it fails with a '
+             'timeout.',
+    ),
+    cfg.StrOpt(
+        'controller_version_cap',
+        help='Newest controller RPC API version to send, e.g. "1.0"; set it '
+             'while controllers older than the compute agents still run (rolling '
+             'upgrade). Unset: the newest this code knows.',
+    ),
+    cfg.StrOpt(
+        'compute_version_cap',
+        help='Newest compute RPC API version to send, e.g. "1.0"; set it while '
+             'compute agents older than the controllers still run. Unset: the '
+             'newest this code knows.',
+    ),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the [rpc] options on ``conf``."""
+    conf.register_group(group)
+    conf.register_opts(OPTS, group=group)
+
+
+def list_opts() -> dict[cfg.OptGroup, list[cfg.Opt]]:
+    """Return this module's options by group, for the sample config."""
+    return {group: OPTS}

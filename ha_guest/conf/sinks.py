@@ -1,0 +1,54 @@
+"""Options of the notification-based fault sinks ([sink_notifications], [sink_vitrage])."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+NOTIFICATIONS_GROUP = 'sink_notifications'
+VITRAGE_GROUP = 'sink_vitrage'
+
+notifications_group = cfg.OptGroup(
+    NOTIFICATIONS_GROUP, title='The "notifications" fault sink',
+    help='Info notifications "ha_guest.heartbeat.fault.raised" and '
+         '"ha_guest.heartbeat.fault.cleared" for any consumer.')
+vitrage_group = cfg.OptGroup(
+    VITRAGE_GROUP, title='The "vitrage" fault sink',
+    help='The same notifications, on the topics Vitrage listens on ([datasources] '
+         'notification_topics in vitrage.conf), for the ha_guest Vitrage datasource.')
+
+
+def _opts(topic: str) -> list[cfg.Opt]:
+    return [
+        cfg.ListOpt(
+            'topics',
+            default=[topic],
+            help='Notification topics to send to (oslo.messaging driver '
+                 '"messagingv2", priority info).',
+        ),
+        cfg.StrOpt(
+            'transport_url',
+            secret=True,
+            help='Broker to send these notifications to. Unset: '
+                 '[oslo_messaging_notifications] transport_url, which itself '
+                 'defaults to [DEFAULT] transport_url.',
+        ),
+    ]
+
+
+NOTIFICATIONS_OPTS = _opts('ha_guest_notifications')
+VITRAGE_OPTS = _opts('vitrage_notifications')
+
+#: The groups of this module; their names are the groups' names.
+GROUPS = (NOTIFICATIONS_GROUP, VITRAGE_GROUP)
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register both sinks' options on ``conf``."""
+    for group, opts in list_opts().items():
+        conf.register_group(group)
+        conf.register_opts(opts, group=group)
+
+
+def list_opts() -> dict[cfg.OptGroup, list[cfg.Opt]]:
+    """Return this module's options by group, for the sample config."""
+    return {notifications_group: NOTIFICATIONS_OPTS, vitrage_group: VITRAGE_OPTS}

@@ -1,0 +1,1 @@
+"""ha-guest-controller: fault registry, fault sinks and the controller RPC server."""

@@ -1,0 +1,76 @@
+"""RPC endpoints of ha-guest-controller: the controller API and the peer-sync API."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import oslo_messaging
+
+from ha_guest.controller.handler import FaultHandler
+from ha_guest.rpc.controller_api import CONTROLLER_API_VERSION
+from ha_guest.rpc.errors import FaultRegistryFull, InvalidPayload
+from ha_guest.rpc.sync_api import CONTROLLER_SYNC_API_VERSION
+
+# Errors the caller must see, which the server need not log with a traceback.
+_expected = oslo_messaging.expected_exceptions(InvalidPayload, FaultRegistryFull)
+
+
+class ControllerEndpoint:
+    """Serves ha_guest.rpc.ControllerAPI (topic [rpc] controller_topic)."""
+
+    target = oslo_messaging.Target(version=CONTROLLER_API_VERSION)
+
+    def __init__(self, handler: FaultHandler) -> None:
+        self._handler = handler
+
+    @_expected
+    def report_fault(self, ctxt: dict[str, Any], fault: dict[str, Any]) -> dict[str, bool]:
+        """Record a fault; {"duplicate": True} if it was known already."""
+        return self._handler.report_fault(fault)
+
+    @_expected
+    def report_recovery(self, ctxt: dict[str, Any], recovery: dict[str, Any]) -> None:
+        """Clear a recovered incident."""
+        self._handler.report_recovery(recovery)
+
+    @_expected
+    def report_exit(self, ctxt: dict[str, Any], exit: dict[str, Any]) -> None:  # noqa: A002 - the contract's name
+        """Clear the faults of an instance whose guest ended monitoring."""
+        self._handler.report_exit(exit)
+
+    @_expected
+    def report_state(self, ctxt: dict[str, Any], report: dict[str, Any]) -> None:
+        """Reconcile with a compute agent's state report."""
+        self._handler.report_state(report)
+
+    def list_faults(self, ctxt: dict[str, Any], instance_uuid: Optional[str] = None) -> list[dict[str, Any]]:
+        """Return the active faults (of one instance if given)."""
+        return self._handler.list_faults(instance_uuid)
+
+
+class ControllerSyncEndpoint:
+    """Serves ha_guest.rpc.ControllerSyncAPI (fanout on [rpc] controller_sync_topic)."""
+
+    target = oslo_messaging.Target(version=CONTROLLER_SYNC_API_VERSION)
+
+    def __init__(self, handler: FaultHandler) -> None:
+        self._handler = handler
+
+    @_expected
+    def sync_fault(self, ctxt: dict[str, Any], origin: str, fault: dict[str, Any]) -> None:
+        """A peer raised a fault."""
+        self._handler.sync_fault(origin, fault)
+
+    def sync_clear(self, ctxt: dict[str, Any], origin: str, instance_uuid: str, incident_id: Optional[str],
+                   cleared: dict[str, Any], notify: bool) -> None:
+        """A peer cleared a fault (incident_id None: all of the instance's)."""
+        self._handler.sync_clear(origin, instance_uuid, incident_id, cleared, notify)
+
+    def sync_request(self, ctxt: dict[str, Any], origin: str) -> None:
+        """A peer asks for every active fault."""
+        self._handler.sync_request(origin)
+
+    @_expected
+    def sync_faults(self, ctxt: dict[str, Any], origin: str, faults: list[dict[str, Any]]) -> None:
+        """A peer's active faults."""
+        self._handler.sync_faults(origin, faults)

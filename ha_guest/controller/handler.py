@@ -1,0 +1,180 @@
+"""What the controller does with each report: registry change, sink events, peer sync."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Protocol
+
+from oslo_log import log as logging
+
+from ha_guest.controller.dispatch import SinkDispatcher, Worker
+from ha_guest.controller.registry import (
+    CLEARED_BY_EXITED,
+    CLEARED_BY_RECOVERED,
+    Cleared,
+    FaultRegistry,
+    cleared_info,
+)
+from ha_guest.rpc import payloads
+from ha_guest.rpc.errors import FaultRegistryFull
+
+LOG = logging.getLogger(__name__)
+
+#: Faults per sync_faults message when answering a peer's sync_request.
+SYNC_BATCH = 500
+
+
+class Peers(Protocol):
+    """The peer-sync casts the handler makes (ha_guest.rpc.ControllerSyncAPI)."""
+
+    origin: str
+
+    def sync_fault(self, fault: dict[str, Any]) -> None: ...
+
+    def sync_clear(self, instance_uuid: str, incident_id: Optional[str], cleared: dict[str, Any],
+                   notify: bool) -> None: ...
+
+    def sync_request(self) -> None: ...
+
+    def sync_faults(self, faults: list[dict[str, Any]]) -> None: ...
+
+
+class FaultHandler:
+    """Applies reports to the registry; raises sinks once per incident; keeps peers in step.
+
+    Sink events are queued while the registry lock is held, so every sink sees
+    a fault's raise before its clear. Peer casts go through their own worker
+    thread: an RPC reply never waits for the broker round trip of a fanout.
+    """
+
+    def __init__(self, registry: FaultRegistry, sinks: SinkDispatcher, peers: Optional[Peers],
+                 peer_worker: Optional[Worker] = None) -> None:
+        self.registry = registry
+        self.sinks = sinks
+        self.peers = peers
+        self.origin = peers.origin if peers is not None else ''
+        self._peer_worker = peer_worker
+
+    # -- reports from compute agents ------------------------------------------------------------
+
+    def report_fault(self, fault: dict[str, Any]) -> dict[str, bool]:
+        """Record a fault; raise the sinks if it is new. Returns {"duplicate": bool}."""
+        fault = payloads.fault(fault)
+        with self.registry.lock:
+            try:
+                new = self.registry.add(fault)
+            except FaultRegistryFull as exc:
+                LOG.error('%s', exc)
+                raise
+            if new:
+                self.sinks.fault_raised(fault)
+        if new:
+            self._to_peers('sync_fault', fault)
+        else:
+            LOG.debug('duplicate fault %s of instance %s', fault['incident_id'], fault['instance_uuid'])
+        return {'duplicate': not new}
+
+    def report_recovery(self, recovery: dict[str, Any]) -> None:
+        """Clear the recovered incident."""
+        recovery = payloads.recovery(recovery)
+        cleared = cleared_info(recovery['recovered_at'], CLEARED_BY_RECOVERED)
+        with self.registry.lock:
+            gone = self.registry.clear(recovery['instance_uuid'], recovery['incident_id'], **cleared)
+            if gone is not None:
+                self.sinks.fault_cleared(gone.fault, gone.cleared)
+        self._to_peers('sync_clear', recovery['instance_uuid'], recovery['incident_id'], cleared, gone is None)
+
+    def report_exit(self, exit: dict[str, Any]) -> None:  # noqa: A002 - the contract's name
+        """Clear every fault of an instance whose guest ended monitoring."""
+        exit = payloads.exit_report(exit)
+        cleared = cleared_info(exit['at'], CLEARED_BY_EXITED)
+        with self.registry.lock:
+            gone = self.registry.clear_instance(exit['instance_uuid'], **cleared)
+            self._clear_sinks(gone)
+        self._to_peers('sync_clear', exit['instance_uuid'], None, cleared, not gone)
+
+    def report_state(self, report: dict[str, Any]) -> None:
+        """Reconcile the registry with a compute agent's state report."""
+        report = payloads.state_report(report)
+        with self.registry.lock:
+            added, gone = self.registry.reconcile(report)
+            for fault in added:
+                self.sinks.fault_raised(fault)
+            self._clear_sinks(gone)
+        for fault in added:
+            LOG.info('state report of %s: fault %s of instance %s added', report['host'], fault['incident_id'],
+                     fault['instance_uuid'])
+            self._to_peers('sync_fault', fault)
+        for item in gone:
+            LOG.info('state report of %s: fault %s of instance %s cleared', report['host'],
+                     item.fault['incident_id'], item.fault['instance_uuid'])
+            self._to_peers('sync_clear', item.fault['instance_uuid'], item.fault['incident_id'], item.cleared,
+                           False)
+
+    def list_faults(self, instance_uuid: Optional[str] = None) -> list[dict[str, Any]]:
+        """Return the active faults, each with "state": "active"."""
+        return [dict(fault, state='active') for fault in self.registry.list(instance_uuid)]
+
+    # -- peer sync --------------------------------------------------------------------------------
+
+    def sync_fault(self, origin: str, fault: dict[str, Any]) -> None:
+        """A peer raised a fault: record it without raising the sinks again.
+
+        Unlike a compute agent's report, a peer's news never revives an
+        incident this controller saw cleared: the clear may have overtaken it.
+        """
+        if origin == self.origin:
+            return
+        if not self.registry.merge([payloads.fault(fault)]) and len(self.registry) >= self.registry.max_faults:
+            LOG.error('peer %s: fault registry full ([controller] max_faults %d); fault %s of instance %s not '
+                      'recorded', origin, self.registry.max_faults, fault.get('incident_id'),
+                      fault.get('instance_uuid'))
+
+    def sync_clear(self, origin: str, instance_uuid: str, incident_id: Optional[str], cleared: dict[str, Any],
+                   notify: bool) -> None:
+        """A peer ended a fault; tell the sinks too if that peer did not hold it (``notify``)."""
+        if origin == self.origin:
+            return
+        with self.registry.lock:
+            if incident_id is None:
+                gone = self.registry.clear_instance(instance_uuid, cleared['cleared_at'], cleared['cleared_by'])
+            else:
+                one = self.registry.clear(instance_uuid, incident_id, cleared['cleared_at'], cleared['cleared_by'])
+                gone = [one] if one is not None else []
+            if notify:
+                self._clear_sinks(gone)
+
+    def sync_request(self, origin: str) -> None:
+        """A peer (re)started: send it every active fault."""
+        if origin == self.origin:
+            return
+        faults = self.registry.list()
+        for start in range(0, len(faults), SYNC_BATCH):
+            self._to_peers('sync_faults', faults[start:start + SYNC_BATCH])
+
+    def sync_faults(self, origin: str, faults: list[dict[str, Any]]) -> None:
+        """A peer's active faults: add those this controller lacks (its sinks were raised by the peer)."""
+        if origin == self.origin:
+            return
+        added = self.registry.merge(payloads.fault(fault) for fault in faults)
+        if added:
+            LOG.info('added %d fault(s) known to peer %s', len(added), origin)
+
+    def request_peer_sync(self) -> None:
+        """Ask the peers for their faults (on start)."""
+        self._to_peers('sync_request')
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _clear_sinks(self, gone: list[Cleared]) -> None:
+        for item in gone:
+            self.sinks.fault_cleared(item.fault, item.cleared)
+
+    def _to_peers(self, method: str, *args: Any) -> None:
+        if self.peers is None:
+            return
+        call = getattr(self.peers, method)
+        if self._peer_worker is None:
+            call(*args)
+        else:
+            self._peer_worker.submit(call, *args)
+

@@ -1,0 +1,115 @@
+"""ha-guest-controller's parts put together: sinks, registry, RPC servers, start and stop."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any, Optional
+
+import oslo_messaging
+from oslo_config import cfg
+from oslo_log import log as logging
+from stevedore import named
+
+from ha_guest import conf as ha_conf
+from ha_guest.controller.dispatch import SinkDispatcher, Worker
+from ha_guest.controller.endpoint import ControllerEndpoint, ControllerSyncEndpoint
+from ha_guest.controller.handler import FaultHandler
+from ha_guest.controller.registry import FaultRegistry
+from ha_guest.rpc import transport as rpc_transport
+from ha_guest.rpc.compute_api import ComputeAPI
+from ha_guest.rpc.controller_api import controller_server_target
+from ha_guest.rpc.sync_api import ControllerSyncAPI, sync_server_target
+from ha_guest.sinks.base import NAMESPACE, FaultSink
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds each sink (and the peer-sync worker) may take to send what is queued at stop.
+DRAIN_TIMEOUT_S = 5.0
+
+
+class SinkLoadError(RuntimeError):
+    """A sink named in [controller] fault_sinks is not installed or failed to load."""
+
+
+def load_sinks(conf: cfg.ConfigOpts, transport: Any) -> dict[str, FaultSink]:
+    """Load the sinks named in [controller] fault_sinks, in that order; fail if one can't load."""
+    names = list(dict.fromkeys(conf.controller.fault_sinks))  # a name listed twice loads once
+
+    def missing(absent: Iterable[str]) -> None:
+        raise SinkLoadError('fault sink(s) %s not found in entry point namespace %s'
+                            % (', '.join(sorted(absent)), NAMESPACE))
+
+    def failed(manager: Any, entrypoint: Any, exc: BaseException) -> None:
+        raise SinkLoadError('fault sink %s failed to load: %s' % (entrypoint.name, exc)) from exc
+
+    if not names:
+        return {}
+    manager: named.NamedExtensionManager[FaultSink] = named.NamedExtensionManager(
+        NAMESPACE, names, invoke_on_load=True, invoke_args=(conf, transport), name_order=True,
+        on_load_failure_callback=failed, on_missing_entrypoints_callback=missing)
+    return {ext.name: ext.obj for ext in manager if ext.obj is not None}
+
+
+class ControllerManager:
+    """Runs one controller: the controller API server, the peer-sync server and the sinks."""
+
+    def __init__(self, conf: cfg.ConfigOpts, rpc_transport_: Optional[oslo_messaging.Transport] = None,
+                 notification_transport: Optional[oslo_messaging.Transport] = None) -> None:
+        ha_conf.register_all(conf)
+        self.conf = conf
+        # Unique per process: two controllers may share a host name (and a restart must not look like itself).
+        self.origin = '%s-%s' % (conf.host, uuid.uuid4().hex[:12])
+        self._own_rpc = rpc_transport_ is None
+        self._own_notification = notification_transport is None
+        self.transport = rpc_transport_ or rpc_transport.get_rpc_transport(conf)
+        self.notification_transport = (notification_transport
+                                       or rpc_transport.get_notification_transport(conf))
+        opts = conf.controller
+        self.registry = FaultRegistry(opts.max_faults)
+        self.dispatcher = SinkDispatcher(load_sinks(conf, self.notification_transport), opts.sink_queue_size)
+        self.peer_worker = Worker('peer-sync', opts.sink_queue_size)
+        self.peers = ControllerSyncAPI(conf, self.origin, self.transport)
+        self.compute_api = ComputeAPI(conf, self.transport)
+        self.handler = FaultHandler(self.registry, self.dispatcher, self.peers, self.peer_worker)
+        self._servers: list[oslo_messaging.MessageHandlingServer] = []
+
+    def start(self) -> None:
+        """Start the sinks' threads and both RPC servers, then resynchronise (if configured)."""
+        self.dispatcher.start()
+        self.peer_worker.start()
+        # The sync server first: once the controller API answers, peer updates are heard too.
+        for target, endpoint in ((sync_server_target(self.conf), ControllerSyncEndpoint(self.handler)),
+                                 (controller_server_target(self.conf), ControllerEndpoint(self.handler))):
+            server = rpc_transport.get_rpc_server(self.transport, target, [endpoint])
+            server.start()
+            self._servers.append(server)
+        LOG.info('ha-guest-controller %s listening on topic %s (peers: %s), sinks: %s', self.origin,
+                 self.conf.rpc.controller_topic, self.conf.rpc.controller_sync_topic,
+                 ', '.join(self.dispatcher.sinks) or 'none')
+        if self.conf.controller.resync_on_start:
+            self.resync()
+
+    def resync(self) -> None:
+        """Ask the peers for their faults and every compute agent for a state report."""
+        self.handler.request_peer_sync()
+        try:
+            self.compute_api.request_state_report({})
+        except Exception:
+            # The periodic state reports rebuild the registry anyway; don't die for this.
+            LOG.exception('could not ask the compute agents for state reports')
+
+    def stop(self) -> None:
+        """Stop taking requests, drain the sink queues, release the transports."""
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.stop()
+        for server in servers:
+            server.wait()
+        self.peer_worker.stop(DRAIN_TIMEOUT_S)
+        self.dispatcher.stop(DRAIN_TIMEOUT_S)
+        if self._own_rpc:
+            self.transport.cleanup()
+        if self._own_notification:
+            self.notification_transport.cleanup()
+        LOG.info('ha-guest-controller %s stopped', self.origin)

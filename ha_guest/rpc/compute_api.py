@@ -1,0 +1,41 @@
+"""Client of the compute agents' RPC API, used by the controllers."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import oslo_messaging
+from oslo_config import cfg
+
+from ha_guest.rpc.client import RPCClientBase
+from ha_guest.rpc.transport import Context, context_dict
+
+#: Version of the compute agent's RPC endpoint (and newest version ComputeAPI sends).
+COMPUTE_API_VERSION = '1.0'
+
+
+def compute_server_target(conf: cfg.ConfigOpts, host: Optional[str] = None) -> oslo_messaging.Target:
+    """Return the target a compute agent's RPC server listens on (server = [DEFAULT] host)."""
+    return oslo_messaging.Target(topic=conf.rpc.compute_topic, server=host or conf.host)
+
+
+class ComputeAPI(RPCClientBase):
+    """Client of the compute agents (topic [rpc] compute_topic, one server per host).
+
+    API version history:
+
+    * 1.0 - request_state_report
+    """
+
+    VERSION = COMPUTE_API_VERSION
+
+    def __init__(self, conf: cfg.ConfigOpts, transport: Optional[oslo_messaging.Transport] = None, *,
+                 timeout: Optional[float] = None) -> None:
+        self._register(conf)
+        target = oslo_messaging.Target(topic=conf.rpc.compute_topic, version=self.VERSION)
+        super().__init__(conf, transport, target, conf.rpc.compute_version_cap, timeout)
+
+    def request_state_report(self, ctxt: Context) -> None:
+        """Ask every compute agent for a state report now (fanout cast)."""
+        cctxt = self._prepare('1.0', fanout=True)
+        cctxt.cast(context_dict(ctxt), 'request_state_report')

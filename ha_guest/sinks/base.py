@@ -1,0 +1,60 @@
+"""The fault sink interface (entry point namespace ha_guest.fault_sinks) and the shared payload."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Optional
+
+from oslo_config import cfg
+
+from ha_guest.rpc.payloads import FAULT_KEYS
+
+#: Entry point namespace of the fault sinks; [controller] fault_sinks names them.
+NAMESPACE = 'ha_guest.fault_sinks'
+
+#: Event types of the notification sinks (and of the Vitrage datasource's push events).
+EVENT_FAULT_RAISED = 'ha_guest.heartbeat.fault.raised'
+EVENT_FAULT_CLEARED = 'ha_guest.heartbeat.fault.cleared'
+EVENT_TYPES = (EVENT_FAULT_RAISED, EVENT_FAULT_CLEARED)
+
+STATE_ACTIVE = 'active'
+STATE_CLEARED = 'cleared'
+
+
+class FaultSink(abc.ABC):
+    """Told once when a fault is raised and once when it is cleared.
+
+    The controller calls each sink from a thread of its own, one event at a
+    time, in the order the registry changed; an exception is logged and the
+    next event follows. ``transport`` is the controller's notification
+    transport, for sinks that send notifications.
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts, transport: Any) -> None:
+        self.conf = conf
+        self.transport = transport
+
+    @abc.abstractmethod
+    def fault_raised(self, fault: dict[str, Any]) -> None:
+        """A new fault (the fault payload of the controller RPC API)."""
+
+    @abc.abstractmethod
+    def fault_cleared(self, fault: dict[str, Any], cleared: dict[str, Any]) -> None:
+        """A fault ended; ``cleared`` = {"cleared_at": epoch, "cleared_by": "recovered"|"exited"|"resync"}."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook: most sinks hold nothing
+        """Release what the sink holds; no calls follow."""
+
+
+def event_payload(fault: dict[str, Any], cleared: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Return the notification payload: the fault + state, cleared_at, cleared_by."""
+    payload = {key: fault.get(key) for key in FAULT_KEYS}
+    payload['state'] = STATE_CLEARED if cleared is not None else STATE_ACTIVE
+    payload['cleared_at'] = cleared['cleared_at'] if cleared is not None else None
+    payload['cleared_by'] = cleared['cleared_by'] if cleared is not None else None
+    return payload
+
+
+def publisher_id(conf: cfg.ConfigOpts) -> str:
+    """Return the publisher_id of the controller's notifications."""
+    return 'ha_guest.controller.%s' % conf.host

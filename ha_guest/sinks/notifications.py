@@ -1,0 +1,44 @@
+"""The "notifications" fault sink: oslo.messaging info notifications of ha_guest's own event types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import oslo_messaging
+from oslo_config import cfg
+
+from ha_guest.conf import default as default_conf
+from ha_guest.conf import sinks as sinks_conf
+from ha_guest.rpc.transport import get_notification_transport
+from ha_guest.sinks.base import EVENT_FAULT_CLEARED, EVENT_FAULT_RAISED, FaultSink, event_payload, publisher_id
+
+
+class NotificationSink(FaultSink):
+    """Sends ha_guest.heartbeat.fault.raised / .cleared (messagingv2, info) on [sink_notifications] topics."""
+
+    #: Option group holding this sink's topics and optional transport_url.
+    GROUP = sinks_conf.NOTIFICATIONS_GROUP
+
+    def __init__(self, conf: cfg.ConfigOpts, transport: Any) -> None:
+        default_conf.register_opts(conf)
+        sinks_conf.register_opts(conf)
+        opts = conf[self.GROUP]
+        # A sink may send to a broker of its own (e.g. Vitrage's); it owns that transport.
+        self._own_transport = None
+        if opts.transport_url:
+            transport = self._own_transport = get_notification_transport(conf, opts.transport_url)
+        super().__init__(conf, transport)
+        self.topics = list(opts.topics)
+        self._notifier = oslo_messaging.Notifier(
+            transport, publisher_id=publisher_id(conf), driver='messagingv2', topics=self.topics)
+
+    def fault_raised(self, fault: dict[str, Any]) -> None:
+        self._notifier.info({}, EVENT_FAULT_RAISED, event_payload(fault))
+
+    def fault_cleared(self, fault: dict[str, Any], cleared: dict[str, Any]) -> None:
+        self._notifier.info({}, EVENT_FAULT_CLEARED, event_payload(fault, cleared))
+
+    def close(self) -> None:
+        if self._own_transport is not None:
+            self._own_transport.cleanup()
+            self._own_transport = None

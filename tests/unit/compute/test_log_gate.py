@@ -1,0 +1,35 @@
+"""The per-channel log throttle."""
+
+from __future__ import annotations
+
+import logging
+
+import testtools
+
+from ha_guest.compute.log_gate import LogGate
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestLogGate(testtools.TestCase):
+
+    def test_one_line_per_period_then_a_count(self) -> None:
+        clock = Clock()
+        logger = logging.getLogger("test.log_gate")
+        gate = LogGate(logger, clock, period=10.0)
+        with self.assertLogs(logger, logging.WARNING) as logs:
+            gate.log(logging.WARNING, "bad frame %s", 1)
+            for n in range(100):
+                clock.now += 0.01
+                gate.log(logging.WARNING, "bad frame %s", n)
+            clock.now = 10.5
+            gate.log(logging.WARNING, "bad frame %s", "late")
+        self.assertEqual(["bad frame 1", "bad frame late (100 similar lines suppressed)"],
+                         [record.getMessage() for record in logs.records])
+        self.assertEqual(0, gate.suppressed)

@@ -1,0 +1,193 @@
+"""FaultRegistry: raise once, clear, reconcile with state reports, bounds, thread safety."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import testtools
+
+from ha_guest.controller.registry import FaultRegistry, fault_from_report
+from ha_guest.rpc import FaultRegistryFull
+
+
+def fault(instance: str = 'i-1', incident: str = 'inc-1', host: str = 'cmp-1', at: float = 100.0,
+          kind: str = 'missed') -> dict[str, Any]:
+    return {'instance_uuid': instance, 'host': host, 'incident_id': incident, 'kind': kind, 'reason': 'r',
+            'detected_at': at, 'interval_ms': 100, 'misses': 1}
+
+
+def item(instance: str, incident: str | None = None, kind: str | None = None) -> dict[str, Any]:
+    return {'instance_uuid': instance, 'state': 'failed' if incident else 'healthy', 'interval_ms': 100,
+            'incident_id': incident, 'fault_kind': kind if incident is None else (kind or 'missed'),
+            'reason': 'r' if incident else ''}
+
+
+def report(host: str, at: float, *items: dict[str, Any]) -> dict[str, Any]:
+    return {'host': host, 'at': at, 'instances': list(items)}
+
+
+class TestRaiseAndClear(testtools.TestCase):
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.registry = FaultRegistry(max_faults=10)
+
+    def test_raise_once(self) -> None:
+        self.assertTrue(self.registry.add(fault()))
+        self.assertFalse(self.registry.add(fault()))
+        self.assertFalse(self.registry.add(fault(at=200.0)))  # a retry, detected again later: same incident
+        self.assertEqual(1, len(self.registry))
+        self.assertEqual([fault()], self.registry.list())
+
+    def test_incidents_are_separate(self) -> None:
+        self.assertTrue(self.registry.add(fault(incident='a')))
+        self.assertTrue(self.registry.add(fault(incident='b', at=101.0)))
+        self.assertTrue(self.registry.add(fault(instance='i-2')))
+        self.assertEqual(['a', 'b'], [f['incident_id'] for f in self.registry.list('i-1')])
+        self.assertEqual(3, len(self.registry.list()))
+
+    def test_list_returns_copies(self) -> None:
+        self.registry.add(fault())
+        self.registry.list()[0]['reason'] = 'changed'
+        self.assertEqual('r', self.registry.list()[0]['reason'])
+
+    def test_clear(self) -> None:
+        self.registry.add(fault())
+        gone = self.registry.clear('i-1', 'inc-1', 150.0, 'recovered')
+        self.assertIsNotNone(gone)
+        assert gone is not None
+        self.assertEqual(fault(), gone.fault)
+        self.assertEqual({'cleared_at': 150.0, 'cleared_by': 'recovered'}, gone.cleared)
+        self.assertEqual([], self.registry.list())
+        self.assertIsNone(self.registry.clear('i-1', 'inc-1', 151.0, 'recovered'))
+        self.assertTrue(self.registry.was_cleared(('i-1', 'inc-1')))
+
+    def test_explicit_report_after_clear_raises_again(self) -> None:
+        self.registry.add(fault())
+        self.registry.clear('i-1', 'inc-1', 150.0, 'resync')
+        self.assertTrue(self.registry.add(fault()))
+        self.assertFalse(self.registry.was_cleared(('i-1', 'inc-1')))
+
+    def test_clear_instance(self) -> None:
+        self.registry.add(fault(incident='a'))
+        self.registry.add(fault(incident='b'))
+        self.registry.add(fault(instance='i-2'))
+        gone = self.registry.clear_instance('i-1', 160.0, 'exited')
+        self.assertEqual({'a', 'b'}, {g.fault['incident_id'] for g in gone})
+        self.assertEqual({'exited'}, {g.cleared['cleared_by'] for g in gone})
+        self.assertEqual(['i-2'], [f['instance_uuid'] for f in self.registry.list()])
+        self.assertEqual([], self.registry.clear_instance('i-1', 161.0, 'exited'))
+
+
+class TestBounds(testtools.TestCase):
+
+    def test_full(self) -> None:
+        registry = FaultRegistry(max_faults=2)
+        registry.add(fault(incident='a'))
+        registry.add(fault(incident='b'))
+        self.assertFalse(registry.add(fault(incident='a')))  # a duplicate is still recognised
+        exc = self.assertRaises(FaultRegistryFull, registry.add, fault(incident='c'))
+        self.assertIn('max_faults', str(exc))
+        registry.clear('i-1', 'a', 1.0, 'recovered')
+        self.assertTrue(registry.add(fault(incident='c')))
+
+    def test_cleared_memory_is_bounded(self) -> None:
+        registry = FaultRegistry(max_faults=3)
+        for n in range(5):
+            registry.clear('i-1', 'inc-%d' % n, 1.0, 'recovered')
+        self.assertFalse(registry.was_cleared(('i-1', 'inc-0')))
+        self.assertTrue(registry.was_cleared(('i-1', 'inc-4')))
+
+    def test_reconcile_respects_bound(self) -> None:
+        registry = FaultRegistry(max_faults=1)
+        added, _ = registry.reconcile(report('cmp-1', 200.0, item('i-1', 'a'), item('i-2', 'b')))
+        self.assertEqual(1, len(added))
+        self.assertEqual(1, len(registry))
+
+    def test_invalid_bound(self) -> None:
+        self.assertRaises(ValueError, FaultRegistry, 0)
+
+
+class TestReconcile(testtools.TestCase):
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.registry = FaultRegistry()
+
+    def test_adds_active_faults(self) -> None:
+        added, cleared = self.registry.reconcile(
+            report('cmp-1', 200.0, item('i-1', 'inc-1', 'unhealthy'), item('i-2')))
+        expected = fault_from_report('cmp-1', 200.0, item('i-1', 'inc-1', 'unhealthy'))
+        self.assertEqual([expected], added)
+        self.assertEqual([], cleared)
+        self.assertEqual('unhealthy', expected['kind'])
+        self.assertEqual(200.0, expected['detected_at'])
+        self.assertEqual([expected], self.registry.list())
+
+    def test_known_fault_untouched(self) -> None:
+        self.registry.add(fault())
+        added, cleared = self.registry.reconcile(report('cmp-1', 200.0, item('i-1', 'inc-1')))
+        self.assertEqual(([], []), (added, cleared))
+        self.assertEqual([fault()], self.registry.list())
+
+    def test_clears_what_the_host_no_longer_reports(self) -> None:
+        self.registry.add(fault(instance='i-1'))  # reported healthy now
+        self.registry.add(fault(instance='i-2'))  # not reported at all
+        self.registry.add(fault(instance='i-3', incident='old'))  # reported with a new incident
+        self.registry.add(fault(instance='i-4', host='cmp-2'))  # another host's
+        added, cleared = self.registry.reconcile(
+            report('cmp-1', 200.0, item('i-1'), item('i-3', 'new')))
+        self.assertEqual({('i-1', 'inc-1'), ('i-2', 'inc-1'), ('i-3', 'old')},
+                         {(c.fault['instance_uuid'], c.fault['incident_id']) for c in cleared})
+        self.assertEqual({'cleared_at': 200.0, 'cleared_by': 'resync'}, cleared[0].cleared)
+        self.assertEqual([('i-3', 'new')], [(f['instance_uuid'], f['incident_id']) for f in added])
+        self.assertEqual({'i-3', 'i-4'}, {f['instance_uuid'] for f in self.registry.list()})
+
+    def test_older_report_does_not_clear_newer_fault(self) -> None:
+        self.registry.add(fault(at=300.0))
+        added, cleared = self.registry.reconcile(report('cmp-1', 250.0))
+        self.assertEqual(([], []), (added, cleared))
+        self.assertEqual(1, len(self.registry))
+
+    def test_stale_report_does_not_revive_a_cleared_incident(self) -> None:
+        self.registry.add(fault())
+        self.registry.clear('i-1', 'inc-1', 150.0, 'recovered')
+        added, _ = self.registry.reconcile(report('cmp-1', 140.0, item('i-1', 'inc-1')))
+        self.assertEqual([], added)
+        self.assertEqual(0, len(self.registry))
+
+
+class TestMerge(testtools.TestCase):
+
+    def test_merge(self) -> None:
+        registry = FaultRegistry()
+        registry.add(fault(incident='known'))
+        registry.clear('i-1', 'gone', 1.0, 'recovered')
+        added = registry.merge([fault(incident='known'), fault(incident='gone'), fault(incident='new')])
+        self.assertEqual(['new'], [f['incident_id'] for f in added])
+        self.assertEqual(2, len(registry))
+
+
+class TestThreads(testtools.TestCase):
+
+    def test_concurrent_reports_raise_once(self) -> None:
+        registry = FaultRegistry()
+        results: list[bool] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(8)
+
+        def report_all() -> None:
+            barrier.wait()
+            for n in range(200):
+                new = registry.add(fault(incident='inc-%d' % n))
+                with lock:
+                    results.append(new)
+
+        threads = [threading.Thread(target=report_all) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(200, results.count(True))
+        self.assertEqual(200, len(registry))
