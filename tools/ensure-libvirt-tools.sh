@@ -28,9 +28,11 @@ fi
 
 echo "Installing $packages for virt-xml-validate" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
+# Other scripts (ensure-libvirt.sh, ensure-rabbitmq.sh, ...) may be installing at the same time: wait for dpkg's lock.
+apt=(apt-get -o DPkg::Lock::Timeout=600)
+"${apt[@]}" update -qq >/dev/null
 # shellcheck disable=SC2086  # word splitting of the package list is intended
-apt-get install -y -qq --no-install-recommends $packages >/dev/null
+"${apt[@]}" install -y -qq --no-install-recommends $packages >/dev/null
 
 if ! have_tools; then
     echo "error: installed $packages but virt-xml-validate, xmllint or the domain schema is still missing" >&2

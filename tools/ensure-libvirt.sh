@@ -1,9 +1,10 @@
 #!/bin/bash
 # Make sure a local libvirtd answers on qemu:///system and libvirt-python can be built.
 #
-# Used by the `libvirt` tox env (commands_pre) and CI. Idempotent: exits 0 at
-# once when everything is there. Otherwise installs libvirt's daemon, headers,
-# pkg-config and QEMU with apt-get (only when root and missing), gives
+# Used by the `libvirt` and `nova` tox envs (commands_pre) and CI. Idempotent:
+# exits 0 at once when everything is there. Otherwise installs libvirt's daemon,
+# headers, pkg-config, QEMU and qemu-img (tests/nova creates the instance disk
+# Nova's image backend would) with apt-get (only when root and missing), gives
 # /dev/kvm to group kvm as udev would, starts virtlogd and libvirtd as daemons
 # (there is no systemd on these machines) and waits, bounded, for
 # `virsh -c qemu:///system version`. Fails loudly, so the tests never run (or
@@ -15,7 +16,7 @@ set -euo pipefail
 
 uri=${LIBVIRT_URI:-qemu:///system}
 wait_s=${LIBVIRT_WAIT_S:-30}
-packages="libvirt-daemon-system libvirt-dev pkg-config qemu-system-x86"
+packages="libvirt-daemon-system libvirt-dev pkg-config qemu-system-x86 qemu-utils"
 
 fail() {
     echo "error: $*" >&2
@@ -28,6 +29,7 @@ have_packages() {
         command -v virsh >/dev/null 2>&1 &&
         command -v virt-admin >/dev/null 2>&1 &&
         command -v qemu-system-x86_64 >/dev/null 2>&1 &&
+        command -v qemu-img >/dev/null 2>&1 &&
         command -v pkg-config >/dev/null 2>&1 &&
         pkg-config --exists libvirt
 }
@@ -82,7 +84,7 @@ if ! have_packages; then
             fail "apt-get install $packages failed"
     fi
     have_packages ||
-        fail "installed $packages but libvirtd, virtlogd, virsh, qemu-system-x86_64 or libvirt's pkg-config file is still missing"
+        fail "installed $packages but libvirtd, virtlogd, virsh, qemu-system-x86_64, qemu-img or libvirt's pkg-config file is still missing"
 fi
 
 fix_kvm
