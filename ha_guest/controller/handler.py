@@ -16,6 +16,7 @@ from ha_guest.controller.registry import (
 )
 from ha_guest.rpc import payloads
 from ha_guest.rpc.errors import FaultRegistryFull
+from ha_guest.sinks.base import RAISED_BY, RAISED_BY_REPORT, RAISED_BY_RESYNC
 
 LOG = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class FaultHandler:
                 LOG.error('%s', exc)
                 raise
             if new:
-                self.sinks.fault_raised(fault)
+                self.sinks.fault_raised(dict(fault, **{RAISED_BY: RAISED_BY_REPORT}))
         if new:
             self._to_peers('sync_fault', fault)
         else:
@@ -98,7 +99,8 @@ class FaultHandler:
         with self.registry.lock:
             added, gone = self.registry.reconcile(report)
             for fault in added:
-                self.sinks.fault_raised(fault)
+                # Sinks that act (recovery) leave these alone: the fault may have been acted on before.
+                self.sinks.fault_raised(dict(fault, **{RAISED_BY: RAISED_BY_RESYNC}))
             self._clear_sinks(gone)
         for fault in added:
             LOG.info('state report of %s: fault %s of instance %s added', report['host'], fault['incident_id'],

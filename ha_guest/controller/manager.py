@@ -20,7 +20,7 @@ from ha_guest.rpc import transport as rpc_transport
 from ha_guest.rpc.compute_api import ComputeAPI
 from ha_guest.rpc.controller_api import controller_server_target
 from ha_guest.rpc.sync_api import ControllerSyncAPI, sync_server_target
-from ha_guest.sinks.base import NAMESPACE, FaultSink
+from ha_guest.sinks.base import NAMESPACE, FaultSink, IsActive
 
 LOG = logging.getLogger(__name__)
 
@@ -32,8 +32,11 @@ class SinkLoadError(RuntimeError):
     """A sink named in [controller] fault_sinks is not installed or failed to load."""
 
 
-def load_sinks(conf: cfg.ConfigOpts, transport: Any) -> dict[str, FaultSink]:
-    """Load the sinks named in [controller] fault_sinks, in that order; fail if one can't load."""
+def load_sinks(conf: cfg.ConfigOpts, transport: Any, is_active: Optional[IsActive] = None) -> dict[str, FaultSink]:
+    """Load the sinks named in [controller] fault_sinks, in that order; fail if one can't load.
+
+    ``is_active`` (the registry's) is bound to every sink, for those that check before they act.
+    """
     names = list(dict.fromkeys(conf.controller.fault_sinks))  # a name listed twice loads once
 
     def missing(absent: Iterable[str]) -> None:
@@ -48,7 +51,14 @@ def load_sinks(conf: cfg.ConfigOpts, transport: Any) -> dict[str, FaultSink]:
     manager: named.NamedExtensionManager[FaultSink] = named.NamedExtensionManager(
         NAMESPACE, names, invoke_on_load=True, invoke_args=(conf, transport), name_order=True,
         on_load_failure_callback=failed, on_missing_entrypoints_callback=missing)
-    return {ext.name: ext.obj for ext in manager if ext.obj is not None}
+    sinks = {ext.name: ext.obj for ext in manager if ext.obj is not None}
+    if is_active is not None:
+        for sink in sinks.values():
+            # A sink that does not derive from FaultSink may lack the hook; it has no use for it then.
+            bind = getattr(sink, 'bind_registry', None)
+            if bind is not None:
+                bind(is_active)
+    return sinks
 
 
 class ControllerManager:
@@ -67,7 +77,8 @@ class ControllerManager:
                                        or rpc_transport.get_notification_transport(conf))
         opts = conf.controller
         self.registry = FaultRegistry(opts.max_faults)
-        self.dispatcher = SinkDispatcher(load_sinks(conf, self.notification_transport), opts.sink_queue_size)
+        self.dispatcher = SinkDispatcher(load_sinks(conf, self.notification_transport, self.registry.is_active),
+                                         opts.sink_queue_size)
         self.peer_worker = Worker('peer-sync', opts.sink_queue_size)
         self.peers = ControllerSyncAPI(conf, self.origin, self.transport)
         self.compute_api = ComputeAPI(conf, self.transport)

@@ -60,6 +60,10 @@ class FaultRegistry:
         with self.lock:
             return key in self._faults
 
+    def is_active(self, instance_uuid: str, incident_id: str) -> bool:
+        """Return whether the incident is open (what sinks ask just before they act)."""
+        return (instance_uuid, incident_id) in self
+
     def get(self, key: Key) -> Optional[dict[str, Any]]:
         """Return a copy of the fault under ``key``, or None."""
         with self.lock:

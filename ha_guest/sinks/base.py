@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any, Optional
 
 from oslo_config import cfg
@@ -20,6 +21,16 @@ EVENT_TYPES = (EVENT_FAULT_RAISED, EVENT_FAULT_CLEARED)
 STATE_ACTIVE = 'active'
 STATE_CLEARED = 'cleared'
 
+#: Key the controller adds to the fault handed to fault_raised: how this controller learned of the fault.
+RAISED_BY = 'raised_by'
+#: A compute agent reported the fault to this controller (report_fault): the one controller that acts on it.
+RAISED_BY_REPORT = 'report'
+#: Rebuilt from a compute agent's state report (resync): the fault may have been acted on already elsewhere.
+RAISED_BY_RESYNC = 'resync'
+
+#: is_active(instance_uuid, incident_id): whether the controller's registry still holds the incident.
+IsActive = Callable[[str, str], bool]
+
 
 class FaultSink(abc.ABC):
     """Told once when a fault is raised and once when it is cleared.
@@ -27,7 +38,9 @@ class FaultSink(abc.ABC):
     The controller calls each sink from a thread of its own, one event at a
     time, in the order the registry changed; an exception is logged and the
     next event follows. ``transport`` is the controller's notification
-    transport, for sinks that send notifications.
+    transport, for sinks that send notifications. Sinks that act on a fault
+    some time after it was raised ask ``is_active`` first: the controller
+    binds it to its registry once the sink is loaded.
     """
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Any) -> None:
@@ -36,7 +49,7 @@ class FaultSink(abc.ABC):
 
     @abc.abstractmethod
     def fault_raised(self, fault: dict[str, Any]) -> None:
-        """A new fault (the fault payload of the controller RPC API)."""
+        """A new fault: the fault payload of the controller RPC API + RAISED_BY (report or resync)."""
 
     @abc.abstractmethod
     def fault_cleared(self, fault: dict[str, Any], cleared: dict[str, Any]) -> None:
@@ -44,6 +57,16 @@ class FaultSink(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook: most sinks hold nothing
         """Release what the sink holds; no calls follow."""
+
+    def bind_registry(self, is_active: IsActive) -> None:
+        """Let the sink ask the controller's registry whether an incident is still open."""
+        self._is_active: Optional[IsActive] = is_active
+
+    def is_active(self, instance_uuid: str, incident_id: str) -> bool:
+        """Return whether the incident is still open (True when no registry is bound)."""
+        # getattr: a sink written before this hook may not call FaultSink.__init__.
+        checker = getattr(self, '_is_active', None)
+        return True if checker is None else checker(instance_uuid, incident_id)
 
 
 def event_payload(fault: dict[str, Any], cleared: Optional[dict[str, Any]] = None) -> dict[str, Any]:

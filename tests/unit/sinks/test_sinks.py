@@ -127,7 +127,7 @@ class TestEntryPoints(testtools.TestCase):
         self.assertEqual({}, load_sinks(self.conf, self.transport))
 
     def test_unknown_sink_fails(self) -> None:
-        self.conf.set_override('fault_sinks', ['log', 'masakari'], group='controller')
+        self.conf.set_override('fault_sinks', ['log', 'no_such_sink'], group='controller')
         exc = self.assertRaises(SinkLoadError, load_sinks, self.conf, self.transport)
-        self.assertIn('masakari', str(exc))
+        self.assertIn('no_such_sink', str(exc))
         self.assertIn('ha_guest.fault_sinks', str(exc))

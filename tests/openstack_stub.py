@@ -1,0 +1,327 @@
+"""A stdlib HTTP stub of just enough Keystone v3, Nova and Masakari for openstacksdk, in a thread.
+
+It serves version discovery, POST /v3/auth/tokens (with a catalog pointing at
+itself), GET /servers/{id} (the embedded flavor carries ``extra_specs`` from
+compute microversion 2.47 on, as Nova's does), POST /servers/{id}/action
+(``reboot`` and ``os-stop`` only) and POST /notifications of Masakari (checked
+against Masakari's request schema for VM notifications). Every request is
+recorded with its arrival time; servers can be told to answer slowly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import json
+import re
+import threading
+import time
+import uuid
+from typing import Any, Optional
+
+TOKEN = 'stub-token-' + uuid.uuid4().hex
+PROJECT_ID = uuid.uuid4().hex
+REGION = 'RegionOne'
+#: Newest compute microversion the stub claims (Nova 34's range reaches past it).
+COMPUTE_MAX_VERSION = '2.96'
+#: Microversion from which Nova embeds the flavor, extra specs included, in a server.
+EMBEDDED_FLAVOR_VERSION = (2, 47)
+
+_SERVER = re.compile(r'^/compute/v2\.1/servers/([^/]+)$')
+_ACTION = re.compile(r'^/compute/v2\.1/servers/([^/]+)/action$')
+_UUID = re.compile(r'^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$', re.I)
+#: Masakari's VM payload schema: exactly these keys, all required.
+_VM_PAYLOAD_KEYS = {'instance_uuid', 'vir_domain_event', 'event'}
+_NOTIFICATION_KEYS = {'type', 'hostname', 'generated_time', 'payload'}
+
+
+@dataclasses.dataclass
+class Request:
+    """One request the stub received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    at: float  # time.monotonic() when it arrived
+
+
+@dataclasses.dataclass
+class Server:
+    """A server the stub's Nova knows."""
+
+    uuid: str
+    extra_specs: dict[str, str]
+    host: str = 'cmp-1'
+    #: Seconds GET /servers/{id} waits before answering.
+    get_delay: float = 0.0
+    #: Seconds POST /servers/{id}/action waits before answering.
+    action_delay: float = 0.0
+
+
+def _microversion(headers: Any) -> tuple[int, int]:
+    value = headers.get('OpenStack-API-Version', '')
+    match = re.match(r'\s*compute\s+(\d+)\.(\d+)', value)
+    if match is None:
+        legacy = headers.get('X-OpenStack-Nova-API-Version', '')
+        match = re.match(r'\s*(\d+)\.(\d+)', legacy)
+    if match is None:
+        return (2, 1)
+    return (int(match.group(1)), int(match.group(2)))
+
+
+class OpenStackStub:
+    """The stub server; ``url`` is its base, ``auth_url`` Keystone's."""
+
+    def __init__(self) -> None:
+        self.servers: dict[str, Server] = {}
+        self.requests: list[Request] = []
+        self.lock = threading.RLock()  # wait_for() predicates call matching() under it
+        self.arrived = threading.Condition(self.lock)
+        self._stopping = threading.Event()
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+            # Headers and body go out in two writes: without this, Nagle + delayed ACK add 40 ms.
+            disable_nagle_algorithm = True
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+                pass  # quiet: the test reads stub.requests instead
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                stub._handle(self, 'GET')
+
+            def do_POST(self) -> None:  # noqa: N802
+                stub._handle(self, 'POST')
+
+        self._httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self.auth_url = self.url + '/identity/v3'
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={'poll_interval': 0.05},
+                                        name='openstack-stub', daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes handlers that were told to hang
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+    def add_server(self, extra_specs: Optional[dict[str, str]] = None, **kwargs: Any) -> Server:
+        """Create a server whose flavor has ``extra_specs``; return it."""
+        server = Server(str(uuid.uuid4()), dict(extra_specs or {}), **kwargs)
+        with self.lock:
+            self.servers[server.uuid] = server
+        return server
+
+    # -- what the tests look at ---------------------------------------------------------------------
+
+    def matching(self, method: str, suffix: str) -> list[Request]:
+        """Return the recorded requests of ``method`` whose path ends with ``suffix``."""
+        with self.lock:
+            return [r for r in self.requests if r.method == method and r.path.endswith(suffix)]
+
+    def actions(self, server_uuid: Optional[str] = None) -> list[Request]:
+        """Return the recorded server actions (of one server if given)."""
+        return self.matching('POST', '/servers/%s/action' % server_uuid if server_uuid else '/action')
+
+    def notifications(self) -> list[Request]:
+        """Return the recorded Masakari notification requests."""
+        return self.matching('POST', '/instance-ha/v1/notifications')
+
+    def wait_for(self, predicate: Any, timeout: float) -> bool:
+        """Wait until ``predicate()`` holds (checked on every request); return whether it did."""
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.arrived.wait(left)
+        return True
+
+    # -- serving ------------------------------------------------------------------------------------
+
+    def _handle(self, handler: http.server.BaseHTTPRequestHandler, method: str) -> None:
+        path = handler.path.split('?', 1)[0].rstrip('/') or '/'
+        length = int(handler.headers.get('Content-Length') or 0)
+        raw = handler.rfile.read(length) if length else b''
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            self._send(handler, 400, {'error': 'body is not JSON'})
+            return
+        with self.arrived:
+            self.requests.append(Request(method, path, dict(handler.headers.items()), body, time.monotonic()))
+            self.arrived.notify_all()
+        try:
+            status, doc, headers = self._route(method, path, handler.headers, body)
+        except Exception as exc:  # a bug in the stub must show, not hang the client
+            status, doc, headers = 500, {'error': repr(exc)}, {}
+        self._send(handler, status, doc, headers)
+
+    def _send(self, handler: http.server.BaseHTTPRequestHandler, status: int, doc: Any,
+              headers: Optional[dict[str, str]] = None) -> None:
+        data = b'' if doc is None else json.dumps(doc).encode()
+        try:
+            handler.send_response(status)
+            for name, value in (headers or {}).items():
+                handler.send_header(name, value)
+            handler.send_header('Content-Type', 'application/json')
+            handler.send_header('Content-Length', str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True  # the client gave up (a timeout under test): nobody to answer
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+    def _route(self, method: str, path: str, headers: Any, body: Any) -> tuple[int, Any, dict[str, str]]:
+        if method == 'GET' and path in ('/identity', '/identity/v3'):
+            return 200, self._identity_versions(path), {}
+        if method == 'POST' and path == '/identity/v3/auth/tokens':
+            return 201, self._token(body), {'X-Subject-Token': TOKEN}
+        if headers.get('X-Auth-Token') != TOKEN and not (method == 'GET' and path.count('/') <= 2):
+            return 401, {'error': 'no or bad token'}, {}
+        if method == 'GET' and path in ('/compute', '/compute/v2.1'):
+            return 200, self._compute_versions(path), {}
+        if method == 'GET' and path in ('/instance-ha', '/instance-ha/v1'):
+            return 200, self._masakari_versions(path), {}
+        match = _SERVER.match(path)
+        if method == 'GET' and match:
+            return self._get_server(match.group(1), headers)
+        match = _ACTION.match(path)
+        if method == 'POST' and match:
+            return self._action(match.group(1), body)
+        if method == 'POST' and path == '/instance-ha/v1/notifications':
+            return self._notification(body)
+        return 404, {'error': 'no such resource %s %s' % (method, path)}, {}
+
+    # -- Keystone -------------------------------------------------------------------------------------
+
+    def _identity_versions(self, path: str) -> Any:
+        version = {'id': 'v3.14', 'status': 'stable', 'updated': '2020-04-07T00:00:00Z',
+                   'links': [{'rel': 'self', 'href': self.auth_url + '/'}],
+                   'media-types': [{'base': 'application/json',
+                                    'type': 'application/vnd.openstack.identity-v3+json'}]}
+        if path.endswith('/v3'):
+            return {'version': version}
+        return {'versions': {'values': [version]}}
+
+    def _token(self, body: Any) -> Any:
+        auth = (body or {}).get('auth', {})
+        if 'password' not in auth.get('identity', {}).get('methods', []):
+            raise ValueError('stub keystone: only password authentication')
+
+        def service(kind: str, name: str, url: str) -> dict[str, Any]:
+            endpoints = [{'id': uuid.uuid4().hex, 'interface': interface, 'region': REGION, 'region_id': REGION,
+                          'url': url} for interface in ('public', 'internal', 'admin')]
+            return {'id': uuid.uuid4().hex, 'type': kind, 'name': name, 'endpoints': endpoints}
+
+        expires = time.strftime('%Y-%m-%dT%H:%M:%S.000000Z', time.gmtime(time.time() + 3600))
+        return {'token': {
+            'methods': ['password'], 'expires_at': expires, 'issued_at': expires,
+            'user': {'id': 'ha-guest', 'name': 'ha_guest', 'domain': {'id': 'default', 'name': 'Default'}},
+            'project': {'id': PROJECT_ID, 'name': 'service', 'domain': {'id': 'default', 'name': 'Default'}},
+            'roles': [{'id': 'admin', 'name': 'admin'}],
+            'catalog': [service('identity', 'keystone', self.url + '/identity'),
+                        service('compute', 'nova', self.url + '/compute/v2.1'),
+                        service('instance-ha', 'masakari', self.url + '/instance-ha/v1')],
+        }}
+
+    # -- Nova -----------------------------------------------------------------------------------------
+
+    def _compute_versions(self, path: str) -> Any:
+        version = {'id': 'v2.1', 'status': 'CURRENT', 'version': COMPUTE_MAX_VERSION, 'min_version': '2.1',
+                   'updated': '2013-07-23T11:33:21Z', 'links': [{'rel': 'self', 'href': self.url + '/compute/v2.1/'}]}
+        if path.endswith('/v2.1'):
+            return {'version': version}
+        return {'versions': [version]}
+
+    def _get_server(self, server_uuid: str, headers: Any) -> tuple[int, Any, dict[str, str]]:
+        with self.lock:
+            server = self.servers.get(server_uuid)
+        if server is None:
+            return 404, {'itemNotFound': {'code': 404, 'message': 'Instance %s could not be found.' % server_uuid}}, {}
+        self._sleep(server.get_delay)
+        version = _microversion(headers)
+        if version >= EMBEDDED_FLAVOR_VERSION:
+            flavor: dict[str, Any] = {'vcpus': 1, 'ram': 512, 'disk': 1, 'ephemeral': 0, 'swap': 0,
+                                      'original_name': 'm1.stub', 'extra_specs': dict(server.extra_specs)}
+        else:
+            flavor = {'id': 'stub-flavor', 'links': []}
+        doc: dict[str, Any] = {'server': {
+            'id': server.uuid, 'name': 'vm-%s' % server.uuid[:8], 'status': 'ACTIVE', 'tenant_id': PROJECT_ID,
+            'user_id': 'demo', 'flavor': flavor, 'metadata': {}, 'addresses': {}, 'links': [],
+            'OS-EXT-SRV-ATTR:host': server.host, 'OS-EXT-STS:vm_state': 'active', 'OS-EXT-STS:task_state': None,
+        }}
+        return 200, doc, {'OpenStack-API-Version': 'compute %d.%d' % version}
+
+    def _action(self, server_uuid: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+        with self.lock:
+            server = self.servers.get(server_uuid)
+        if server is None:
+            return 404, {'itemNotFound': {'code': 404, 'message': 'Instance %s could not be found.' % server_uuid}}, {}
+        if body not in ({'reboot': {'type': 'HARD'}}, {'reboot': {'type': 'SOFT'}}, {'os-stop': None}):
+            return 400, {'badRequest': {'code': 400, 'message': 'stub nova: unexpected action %r' % (body,)}}, {}
+        self._sleep(server.action_delay)
+        return 202, None, {}
+
+    # -- Masakari -------------------------------------------------------------------------------------
+
+    def _masakari_versions(self, path: str) -> Any:
+        version = {'id': 'v1.0', 'status': 'CURRENT', 'version': '1.2', 'min_version': '1.0',
+                   'updated': '2016-07-01T11:33:21Z', 'links': [{'rel': 'self', 'href': self.url + '/instance-ha/v1/'}]}
+        if path.endswith('/v1'):
+            return {'version': version}
+        return {'versions': [version]}
+
+    def _notification(self, body: Any) -> tuple[int, Any, dict[str, str]]:
+        # Masakari's API schema: additionalProperties false everywhere, a VM payload of exactly three keys.
+        problem = None
+        note = body.get('notification') if isinstance(body, dict) and set(body) == {'notification'} else None
+        if not isinstance(note, dict) or set(note) != _NOTIFICATION_KEYS:
+            problem = 'notification must have exactly %s' % sorted(_NOTIFICATION_KEYS)
+        elif note['type'] not in ('VM', 'PROCESS', 'COMPUTE_HOST'):
+            problem = 'bad type %r' % note['type']
+        elif note['type'] == 'VM' and (not isinstance(note['payload'], dict)
+                                       or set(note['payload']) != _VM_PAYLOAD_KEYS
+                                       or not _UUID.match(str(note['payload'].get('instance_uuid')))):
+            problem = 'VM payload must have exactly %s, instance_uuid a UUID' % sorted(_VM_PAYLOAD_KEYS)
+        elif not re.match(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d', str(note['generated_time'])):
+            problem = 'generated_time must be an ISO 8601 date-time'
+        if problem or note is None:
+            return 400, {'badRequest': {'code': 400, 'message': 'stub masakari: %s' % problem}}, {}
+        doc = dict(note, id=1, notification_uuid=str(uuid.uuid4()), status='new', source_host_uuid=str(uuid.uuid4()),
+                   created_at=note['generated_time'], updated_at=None)
+        return 202, {'notification': doc}, {}
+
+
+def nova_api_options(stub: OpenStackStub, **extra: Any) -> dict[str, Any]:
+    """Return [nova_api] options that authenticate against ``stub`` (for a config file or set_override)."""
+    options: dict[str, Any] = {
+        'auth_type': 'password', 'auth_url': stub.auth_url, 'username': 'ha_guest', 'password': 'secret',
+        'project_name': 'service', 'user_domain_name': 'Default', 'project_domain_name': 'Default',
+        'region_name': REGION,
+    }
+    options.update(extra)
+    return options
+
+
+def configure_nova_api(conf: Any, stub: OpenStackStub, **extra: Any) -> None:
+    """Point ``conf``'s [nova_api] at ``stub`` (registering the password plugin's options first)."""
+    from keystoneauth1 import loading as ks_loading
+
+    from ha_guest.conf import recovery as recovery_conf
+
+    recovery_conf.register_opts(conf)
+    conf.register_opts(ks_loading.get_auth_plugin_conf_options('password'), group=recovery_conf.NOVA_API_GROUP)
+    for name, value in nova_api_options(stub, **extra).items():
+        conf.set_override(name, value, group=recovery_conf.NOVA_API_GROUP)
