@@ -1,4 +1,4 @@
-"""Test helpers shipped in the package: a scripted host side for functional tests and the demo.
+"""Test helpers shipped in the package: a scripted host side for functional tests, and the benchmark.
 
 Nothing here is production code: the real host side is the compute agent.
 """

@@ -1,4 +1,4 @@
-"""A scripted host side of one channel, for functional tests and the demo (not the compute agent).
+"""A scripted host side of one channel, for functional tests (not the compute agent).
 
 It connects to the host socket of a channel (QEMU's, or the emulator's) like the
 compute agent will, starts a session per connection, registers the guest agent,
