@@ -1,21 +1,19 @@
-"""Test fixtures for oslo.messaging: a private ConfigOpts with every ha_guest option, unique topics."""
+"""Test fixtures for oslo.messaging: a private ConfigOpts with every ha_guest option, unique topics.
+
+Imported by tests/unit and tests/functional, whose package __init__ refuses eventlet first.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from ha_guest.cmd import prepare_process
+import fixtures
+import oslo_messaging
+from oslo_config import cfg
+from oslo_messaging import conffixture
 
-# Before oslo.messaging is imported anywhere in this test process (see prepare_process).
-prepare_process()
-
-import fixtures  # noqa: E402
-import oslo_messaging  # noqa: E402
-from oslo_config import cfg  # noqa: E402
-from oslo_messaging import conffixture  # noqa: E402
-
-from ha_guest import conf as ha_conf  # noqa: E402
+from ha_guest import conf as ha_conf
 
 
 def unique(name: str) -> str:

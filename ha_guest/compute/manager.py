@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import dataclasses
 import logging
 import threading
 import time
@@ -52,6 +53,20 @@ _PERSISTED = frozenset([GuestState.HEALTHY, GuestState.UNHEALTHY, GuestState.FAI
 T = TypeVar("T")
 
 
+@dataclasses.dataclass(frozen=True)
+class InstanceStats:
+    """A snapshot of one watched instance: heartbeat state, interval and counters since it was first seen."""
+
+    state: GuestState
+    interval_ms: int
+    challenges: int
+    responses: int
+    misses: int
+    max_rtt_ms: float
+    #: Whether the compute agent is connected to the instance's channel socket now.
+    connected: bool
+
+
 class _Instance:
     """What the loop keeps per instance."""
 
@@ -61,6 +76,12 @@ class _Instance:
         self.channel = channel
         self.monitor = monitor
         self.suspended: Optional[str] = None
+
+    def snapshot(self) -> InstanceStats:
+        """Return this instance's InstanceStats (on the loop)."""
+        monitor, stats = self.monitor, self.monitor.stats
+        return InstanceStats(monitor.state, monitor.interval_ms, stats.challenges, stats.responses, stats.misses,
+                             stats.max_rtt * 1000.0, self.channel.connected)
 
 
 def load_discovery(conf: cfg.ConfigOpts, listener: Any) -> DiscoveryDriver:
@@ -160,6 +181,14 @@ class ComputeManager:
 
         self.loop.call_soon_threadsafe(run)
         return future.result(timeout)
+
+    def instance_stats(self, instance_uuid: str) -> Optional[InstanceStats]:
+        """Return a snapshot of one instance, None if it is not watched (not from the loop thread)."""
+        return self.call(lambda: self.instances[instance_uuid].snapshot() if instance_uuid in self.instances else None)
+
+    def all_instance_stats(self) -> Dict[str, InstanceStats]:
+        """Return a snapshot of every watched instance by UUID (not from the loop thread)."""
+        return self.call(lambda: {uuid: instance.snapshot() for uuid, instance in self.instances.items()})
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self.loop)

@@ -9,10 +9,12 @@ import time
 import uuid
 from typing import Any, Optional
 
+from ha_guest.compute.heartbeat_monitor import GuestState
 from ha_guest.demo.guests import Guests
 from ha_guest.demo.services import HostServices
-from ha_guest.demo.timeline import DemoFailed, Recorder, Seen, Timeline, poll
+from ha_guest.demo.timeline import DemoFailed, Recorder, Seen, Timeline
 from ha_guest.sinks import base as sinks_base
+from ha_guest.testing import wait_for
 
 INSTANCES = (
     ('guest-1', '6f1c2a0e-1b7d-4e52-9a51-0c3f5e7d9a01'),
@@ -88,13 +90,13 @@ class Demo:
 
         def registered() -> bool:
             for uuid_, item in services.compute_view().items():
-                if item['state'] == 'healthy' and uuid_ not in seen:
+                if item.state == GuestState.HEALTHY and uuid_ not in seen:
                     seen[uuid_] = time.monotonic()
                     tl.say('%s registered with the compute agent: interval %d ms, healthy'
-                           % (self.names.get(uuid_, uuid_), item['interval_ms']))
+                           % (self.names.get(uuid_, uuid_), item.interval_ms))
             return len(seen) == len(INSTANCES)
 
-        poll(registered, WAIT_S, 'every guest to register with the compute agent')
+        wait_for(registered, WAIT_S, 0.02, 'every guest to register with the compute agent', error=DemoFailed)
 
     def _vitrage_graph(self) -> str:
         t0 = self.tl.now()
@@ -142,9 +144,8 @@ class Demo:
         for name, instance in INSTANCES:
             a, b = after[instance], before[instance]
             self.tl.detail('%s: %d challenges, %d answered in time, %d missed, slowest answer %.1f ms' % (
-                name, a['challenges'] - b['challenges'], a['responses'] - b['responses'], a['misses'] - b['misses'],
-                a['max_rtt_ms']))
-            if a['responses'] == b['responses']:
+                name, a.challenges - b.challenges, a.responses - b.responses, a.misses - b.misses, a.max_rtt_ms))
+            if a.responses == b.responses:
                 raise DemoFailed('%s: no heartbeat answers while they should flow' % name)
         if self.rec.since(mark, RAISED):
             raise DemoFailed('a fault was raised while every guest was healthy: %s' % self.rec.since(mark, RAISED))
@@ -262,8 +263,12 @@ class Demo:
         self.tl.say('%s: ha-guest-agent got SIGTERM, sent exit and ended with status %d' % (LEAVER, code), t0)
         if code != 0:
             raise DemoFailed('%s: the agent exited with status %d after SIGTERM' % (LEAVER, code))
-        poll(lambda: services.compute_view().get(instance, {}).get('state') == 'exited', WAIT_S,
-             'the compute agent to see the exit of %s' % LEAVER)
+
+        def exited() -> bool:
+            stats = services.compute_view().get(instance)
+            return stats is not None and stats.state == GuestState.EXITED
+
+        wait_for(exited, WAIT_S, 0.02, 'the compute agent to see the exit of %s' % LEAVER, error=DemoFailed)
         self.tl.say('compute agent: %s exited, monitoring ended' % LEAVER, after=t0)
         time.sleep(QUIET_S)
         if self.rec.since(mark, RAISED):

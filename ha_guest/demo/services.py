@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 import oslo_messaging
 
 from ha_guest import rpc
-from ha_guest.compute.manager import ComputeEndpoint, ComputeManager
+from ha_guest.compute.manager import ComputeEndpoint, ComputeManager, InstanceStats
 from ha_guest.controller.manager import ControllerManager
 from ha_guest.sinks import base as sinks_base
 from ha_guest.testing.messaging import make_conf
@@ -95,23 +95,9 @@ class HostServices:
         self.compute.start()
         self._compute_server.start()
 
-    def compute_view(self) -> dict[str, dict[str, Any]]:
-        """Return, per instance, the compute agent's state and counters (read on its loop)."""
-        manager = self.compute
-        if manager is None:
-            return {}
-
-        def read() -> dict[str, dict[str, Any]]:
-            view = {}
-            for uuid_, instance in manager.instances.items():
-                monitor, stats = instance.monitor, instance.monitor.stats
-                view[uuid_] = {'state': monitor.state.value, 'interval_ms': monitor.interval_ms,
-                               'connected': instance.channel.connected, 'challenges': stats.challenges,
-                               'responses': stats.responses, 'misses': stats.misses,
-                               'max_rtt_ms': stats.max_rtt * 1000.0}
-            return view
-
-        return manager.call(read)
+    def compute_view(self) -> dict[str, InstanceStats]:
+        """Return, per instance, the compute agent's state and counters."""
+        return self.compute.all_instance_stats() if self.compute is not None else {}
 
     def stop(self) -> None:
         """Stop the compute agent, then the controller, then the listeners; never raises."""

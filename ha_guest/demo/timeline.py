@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any, Callable, Optional, TextIO
 
+from ha_guest.testing import wait_for
+
 
 class DemoFailed(Exception):
     """An expected event did not happen in time (or a step went wrong)."""
@@ -86,25 +88,8 @@ class Recorder:
     def wait(self, kind: str, instance: str, mark: int, timeout: float, what: str,
              where: Callable[[Seen], bool] = lambda _: True) -> Seen:
         """Return the first matching observation after ``mark``; DemoFailed after ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for item in self._seen[mark:]:
-                    if item.kind == kind and item.instance == instance and where(item):
-                        return item
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise DemoFailed('expected %s within %.0f s, it did not happen' % (what, timeout))
-                self._cond.wait(left)
+        def first() -> Optional[Seen]:
+            return next((item for item in self._seen[mark:]
+                         if item.kind == kind and item.instance == instance and where(item)), None)
 
-
-def poll(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.02) -> Any:
-    """Call ``predicate`` until it returns something truthy; DemoFailed after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise DemoFailed('expected %s within %.0f s, it did not happen' % (what, timeout))
-        time.sleep(step)
+        return wait_for(first, timeout, message=what, condition=self._cond, error=DemoFailed)

@@ -116,7 +116,8 @@ class ActionSink(FaultSink):
         self._cleared = _Memory(MEMORY)
         # openstacksdk creates a service proxy on first use, without a lock of its own.
         self._proxy_lock = threading.Lock()
-        self.pool = ActionPool('sink-%s' % self.name, self.opts.workers, self.opts.queue_size)
+        # A full queue is logged below as a decision, with its cause.
+        self.pool = ActionPool('sink-%s' % self.name, self.opts.workers, self.opts.queue_size, log_drops=False)
         self.pool.start()
         if self.opts.enabled:
             self.pool.submit(self._warm_up)

@@ -44,21 +44,12 @@ from ha_guest.testing.bench_procs import (
 )
 from ha_guest.testing.bench_report import percentile, print_table, rounded
 from ha_guest.testing.messaging import check_broker, service_config, transport_url
+from ha_guest.testing.waiting import wait_for
 
 RAISED, CLEARED = 'ha_guest.heartbeat.fault.raised', 'ha_guest.heartbeat.fault.cleared'
 GUESTS_PER_HELPER = 250
 MAX_HELPERS = 4
 
-
-def _wait(predicate: Any, timeout: float, what: str, step: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise BenchError('timed out after %.0f s waiting for %s' % (timeout, what))
-        time.sleep(step)
 
 
 class Bench:
@@ -151,7 +142,7 @@ class Bench:
                 return False
             return True
 
-        _wait(answers, 30.0, 'the controller to answer list_faults')
+        wait_for(answers, 30.0, 0.1, 'the controller to answer list_faults', error=BenchError)
         rpc_transport.cleanup()
         self.log('controller up (pid %d)' % self.services['controller'].pid)
 
@@ -182,7 +173,8 @@ class Bench:
             compute.check()
             return sum(h.ask('status')['registered'] for h in self.helpers) >= self.args.guests
 
-        _wait(registered, 30.0 + self.args.guests / 50.0, 'every guest to register with the compute agent', 0.2)
+        wait_for(registered, 30.0 + self.args.guests / 50.0, 0.2, 'every guest to register with the compute agent',
+                 error=BenchError)
         self.result['registration_s'] = round(time.monotonic() - t0, 2)
         self.log('compute agent up (pid %d): %d guests registered in %.1f s'
                  % (compute.pid, self.args.guests, time.monotonic() - t0))

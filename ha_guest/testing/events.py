@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ha_guest.testing.waiting import wait_for
+
 _T = TypeVar('_T')
 
 # Event kinds recorded by the scripted host.
@@ -115,23 +117,14 @@ class EventLog:
                     if (host is None or c.host == host) and (session is None or c.session == session)]
 
     def wait_until(self, predicate: Callable[[], _T], timeout: float, what: str = 'condition') -> _T:
-        """Wait until ``predicate()`` returns something truthy and return it; AssertionError on timeout.
+        """Wait until ``predicate()`` returns something truthy and return it; WaitTimeout on timeout.
 
         The predicate runs with the log's lock held, each time something was recorded.
         """
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                result = predicate()
-                if result:
-                    return result
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                # Bounded waits so a predicate on outside state (a process, a file) is seen too.
-                self._cond.wait(min(left, 0.05))
-            recent = '\n  '.join(str(e) for e in self._events[-15:])
-        raise AssertionError('timed out after %.1fs waiting for %s; last events:\n  %s' % (timeout, what, recent))
+        def described() -> str:
+            return '%s; last events:\n  %s' % (what, '\n  '.join(str(e) for e in self._events[-15:]))
+
+        return wait_for(predicate, timeout, message=described, condition=self._cond)
 
     def wait_for(self, kind: str, host: str | None = None, since: int = 0, timeout: float = 5.0,
                  where: Callable[[Event], bool] | None = None) -> Event:

@@ -22,7 +22,6 @@ import os
 import queue
 import shutil
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -241,16 +240,8 @@ class EmbeddedVitrage:
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float) -> Any:
         """Wait until ``predicate()`` (re-evaluated after each batch) is truthy; return it, or None on timeout."""
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while True:
-                result = predicate()
-                if result:
-                    return result
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(left)
+            return self._cond.wait_for(predicate, timeout) or None
 
     # -- the worker -----------------------------------------------------------------------------
 

@@ -8,9 +8,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import fixtures
@@ -43,18 +42,6 @@ def cpu_seconds(pid: int) -> float:
     # The command name is in parentheses and may contain spaces: split after it.
     fields = stat[stat.rindex(')') + 2:].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = TIMEOUT, step: float = 0.02) -> Any:
-    """Poll ``predicate`` until it is truthy; AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError('timed out after %.1fs waiting for %s' % (timeout, what))
-        time.sleep(step)
 
 
 @dataclasses.dataclass

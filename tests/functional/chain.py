@@ -4,21 +4,17 @@ the controller's notifications topic."""
 
 from __future__ import annotations
 
-from ha_guest.cmd import prepare_process
+import os
+import queue
+import time
+import uuid
+from typing import Any
 
-# Before oslo.messaging is imported anywhere in this test process (see prepare_process).
-prepare_process()
-
-import os  # noqa: E402
-import queue  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from typing import Any  # noqa: E402
-
-from ha_guest.sinks import base as sinks_base  # noqa: E402
-from tests.functional.base import Agent, FunctionalTestCase  # noqa: E402
-from tests.functional.rabbit import TIMEOUT, ControllerProcess, RabbitFixture, ServiceProcess, wait_until  # noqa: E402
-from tests.messaging import NotificationListenerFixture  # noqa: E402
+from ha_guest.sinks import base as sinks_base
+from ha_guest.testing import wait_for
+from tests.functional.base import Agent, FunctionalTestCase
+from tests.functional.rabbit import TIMEOUT, ControllerProcess, RabbitFixture, ServiceProcess
+from tests.messaging import NotificationListenerFixture
 
 COMPUTE_MODULE = 'ha_guest.cmd.compute'
 COMPUTE_HOST = 'chain-compute-1'
@@ -56,12 +52,10 @@ class ChainTestCase(FunctionalTestCase):
     def start_compute(self) -> ServiceProcess:
         """Start an ha-guest-compute process watching the emulator's host socket folder."""
         self._computes += 1
-        config = os.path.join(self.tmp, 'compute.conf')
-        with open(config, 'w', encoding='utf-8') as handle:
-            handle.write(self.rabbit.service_config(COMPUTE_HOST, compute={
-                'discovery_driver': 'directory', 'directory_path': self.host_dir, 'directory_poll_s': 0.1,
-                'state_file': os.path.join(self.tmp, 'compute-state.json'), 'reconnect_min_s': 0.05,
-                'reconnect_max_s': 0.5}))
+        config = self.rabbit.service_config(os.path.join(self.tmp, 'compute.conf'), COMPUTE_HOST, compute={
+            'discovery_driver': 'directory', 'directory_path': self.host_dir, 'directory_poll_s': 0.1,
+            'state_file': os.path.join(self.tmp, 'compute-state.json'), 'reconnect_min_s': 0.05,
+            'reconnect_max_s': 0.5})
         return self.useFixture(ServiceProcess('compute-%d' % self._computes,
                                               ['-m', COMPUTE_MODULE, '--config-file', config], self.tmp))
 
@@ -74,8 +68,8 @@ class ChainTestCase(FunctionalTestCase):
     @staticmethod
     def wait_agent_registered(agent: Agent, times: int = 1, timeout: float = TIMEOUT) -> None:
         """Wait until the agent has registered ``times`` times (once per compute agent session)."""
-        wait_until(lambda: agent.log().count('registered: interval') >= times,
-                   '%s to register (%d)' % (agent.name, times), timeout=timeout)
+        wait_for(lambda: agent.log().count('registered: interval') >= times, timeout,
+                 message='%s to register (%d)' % (agent.name, times))
 
     @staticmethod
     def wait_log(service: ServiceProcess, text: str, timeout: float = TIMEOUT) -> None:
@@ -85,7 +79,7 @@ class ChainTestCase(FunctionalTestCase):
                 raise AssertionError('%s exited:\n%s' % (service.name, service.log()))
             return text in service.log()
 
-        wait_until(logged, '%s to log %r' % (service.name, text), timeout=timeout)
+        wait_for(logged, timeout, message='%s to log %r' % (service.name, text))
 
     # -- notifications ----------------------------------------------------------------------------
 

@@ -8,67 +8,23 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.parse
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from ha_guest.cmd import prepare_process
+import fixtures
+import oslo_messaging
+from testtools import content
 
-# Before oslo.messaging is imported anywhere in this test process (see prepare_process).
-prepare_process()
+from ha_guest import rpc
+from ha_guest.rpc import transport as rpc_transport
+from ha_guest.testing import messaging, wait_for
+from tests.messaging import ConfFixture, unique
 
-import fixtures  # noqa: E402
-import oslo_messaging  # noqa: E402
-from testtools import content  # noqa: E402
-
-from ha_guest import rpc  # noqa: E402
-from ha_guest.rpc import transport as rpc_transport  # noqa: E402
-from tests.messaging import ConfFixture, unique  # noqa: E402
-
-DEFAULT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
 #: Bound of a single wait in these tests; a healthy run needs a fraction of it.
 TIMEOUT = 10.0
 CONTROLLER_MODULE = 'ha_guest.cmd.controller'
-#: [oslo_messaging_rabbit] of the test process and of every service it starts (they must agree on queue
-#: arguments). Queues of finished tests go away with their last consumer instead of piling up in the
-#: broker; without AMQP heartbeats, consumers poll every second instead of every 10 s, so servers,
-#: listeners and transports stop in about a second.
-RABBIT_OPTIONS: dict[str, Any] = {'amqp_auto_delete': True, 'heartbeat_timeout_threshold': 0}
-
-
-def transport_url() -> str:
-    """Return the broker URL the functional tests use."""
-    return os.environ.get('HA_GUEST_TRANSPORT_URL') or DEFAULT_URL
-
-
-def check_broker(url: str, timeout: float = 2.0) -> None:
-    """Fail with a clear message unless the broker's first host accepts TCP connections."""
-    # oslo.messaging URLs may list several hosts ("user:pw@h1:5672,user:pw@h2:5672"): check the first.
-    first = urllib.parse.urlsplit(url).netloc.split(',')[0]
-    parsed = urllib.parse.urlsplit('//' + first)
-    host, port = parsed.hostname or '127.0.0.1', parsed.port or 5672
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
-    except OSError as exc:
-        raise AssertionError('RabbitMQ not reachable at %s:%s (%s); run tools/ensure-rabbitmq.sh'
-                             % (host, port, exc)) from None
-
-
-def wait_until(predicate: Any, what: str, timeout: float = TIMEOUT, step: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError('timed out after %.1fs waiting for %s' % (timeout, what))
-        time.sleep(step)
 
 
 class RabbitFixture(fixtures.Fixture):
@@ -76,22 +32,23 @@ class RabbitFixture(fixtures.Fixture):
 
     def __init__(self, url: Optional[str] = None) -> None:
         super().__init__()
-        self.url = url or transport_url()
+        self.url = url or messaging.transport_url()
 
     def _setUp(self) -> None:
-        check_broker(self.url)
+        try:
+            messaging.check_broker(self.url)
+        except ConnectionError as exc:
+            raise AssertionError(str(exc)) from None  # a missing broker fails the test
         self.conf = self.useFixture(ConfFixture(
-            transport_url=self.url, host='functional-test', oslo_messaging_rabbit=RABBIT_OPTIONS)).conf
+            transport_url=self.url, host='functional-test', oslo_messaging_rabbit=messaging.RABBIT_OPTIONS)).conf
         self.transport = rpc_transport.get_rpc_transport(self.conf)
         self.addCleanup(self.transport.cleanup)
         self.notification_transport = rpc_transport.get_notification_transport(self.conf)
         self.addCleanup(self.notification_transport.cleanup)
 
-    def service_config(self, host: str, **groups: dict[str, Any]) -> str:
-        """Return a service config file's text: this fixture's broker and topics, plus ``groups``."""
+    def service_config(self, path: str, host: str, **groups: dict[str, Any]) -> str:
+        """Write a service config file (this fixture's broker and topics, plus ``groups``); return its path."""
         values: dict[str, dict[str, Any]] = {
-            'DEFAULT': {'host': host, 'transport_url': self.url},
-            'oslo_messaging_rabbit': dict(RABBIT_OPTIONS),
             'rpc': {name: self.conf.rpc[name] for name in
                     ('controller_topic', 'controller_sync_topic', 'compute_topic')},
             'sink_notifications': {'topics': self.conf.sink_notifications.topics},
@@ -99,15 +56,7 @@ class RabbitFixture(fixtures.Fixture):
         }
         for group, options in groups.items():
             values.setdefault(group, {}).update(options)
-        lines = []
-        for group, options in values.items():
-            lines.append('[%s]' % group)
-            for name, value in options.items():
-                if isinstance(value, (list, tuple)):
-                    value = ','.join(value)
-                lines.append('%s = %s' % (name, value))
-            lines.append('')
-        return '\n'.join(lines)
+        return messaging.service_config(path, self.url, host, values)
 
     def controller_api(self, server: Optional[str] = None, timeout: Optional[float] = None) -> rpc.ControllerAPI:
         """Return a ControllerAPI client on this fixture's topics (pinned to ``server`` if given)."""
@@ -171,9 +120,7 @@ class ControllerProcess(ServiceProcess):
     """A real ha-guest-controller on the fixture's broker and topics, ready when started."""
 
     def __init__(self, rabbit: RabbitFixture, host: str, tmp: str, **groups: dict[str, Any]) -> None:
-        config = os.path.join(tmp, '%s.conf' % host)
-        with open(config, 'w', encoding='utf-8') as handle:
-            handle.write(rabbit.service_config(host, **groups))
+        config = rabbit.service_config(os.path.join(tmp, '%s.conf' % host), host, **groups)
         super().__init__(host, ['-m', CONTROLLER_MODULE, '--config-file', config], tmp)
         self.rabbit = rabbit
         self.host = host
@@ -193,8 +140,7 @@ class ControllerProcess(ServiceProcess):
                 return False
             return True
 
-        wait_until(answers, '%s to answer list_faults' % self.name, timeout=15.0)
+        wait_for(answers, 15.0, message='%s to answer list_faults' % self.name)
 
 
-__all__ = ['ControllerProcess', 'RabbitFixture', 'ServiceProcess', 'TIMEOUT', 'check_broker', 'transport_url',
-           'unique', 'wait_until']
+__all__ = ['ControllerProcess', 'RabbitFixture', 'ServiceProcess', 'TIMEOUT', 'unique']

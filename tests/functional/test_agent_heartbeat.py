@@ -8,6 +8,7 @@ import signal
 import time
 
 from ha_guest.testing import events as ev
+from ha_guest.testing import wait_for
 from tests.functional import base
 
 
@@ -34,7 +35,7 @@ class TestRegistration(base.FunctionalTestCase):
     def test_agent_started_before_the_host(self) -> None:
         host_sock, guest_sock = self.add_channel()
         agent = self.start_agent(guest_sock)
-        base.wait_until(lambda: os.path.exists(agent.api_socket), 'the agent socket')
+        wait_for(lambda: os.path.exists(agent.api_socket), base.TIMEOUT, message='the agent socket')
         host = self.start_host(host_sock, miss_threshold=3)
         self.wait_registered(host)
         status = self._status(agent)
@@ -47,7 +48,8 @@ class TestRegistration(base.FunctionalTestCase):
         registered = self.wait_registered(host)
         self.assertEqual(100, registered.data['requested_ms'])
         self.assertEqual(300, registered.data['interval_ms'])
-        base.wait_until(lambda: self._status(agent).get('interval_ms') == 300, 'the agent to adopt 300 ms')
+        wait_for(lambda: self._status(agent).get('interval_ms') == 300, base.TIMEOUT,
+                 message='the agent to adopt 300 ms')
 
     def _status(self, agent: base.Agent) -> dict:
         return json.loads(self.run_client(agent, 'status', '--json').stdout)

@@ -7,6 +7,7 @@ import signal
 import time
 
 from ha_guest.testing import events as ev
+from ha_guest.testing import wait_for
 from tests.functional import base
 
 #: CPU the agent may use while nobody is on the host side: it must back off, not spin.
@@ -93,7 +94,8 @@ class TestQueuedFrames(ReconnectTestCase):
         self.addCleanup(agent.signal, signal.SIGCONT)
         nonce = host.challenge()
         host.disconnect()
-        base.wait_until(lambda: self.emulator.stats(self.instance).guest_half_closed, 'the guest to be half-closed')
+        wait_for(lambda: self.emulator.stats(self.instance).guest_half_closed, base.TIMEOUT,
+                 message='the guest to be half-closed')
         mark = host.mark()
         second = host.connect(self.host_sock, timeout=base.TIMEOUT)
         agent.signal(signal.SIGCONT)
@@ -114,11 +116,13 @@ class TestQueuedFrames(ReconnectTestCase):
         agent.signal(signal.SIGSTOP)
         self.addCleanup(agent.signal, signal.SIGCONT)
         host.disconnect()
-        base.wait_until(lambda: self.emulator.stats(self.instance).guest_half_closed, 'the guest to be half-closed')
+        wait_for(lambda: self.emulator.stats(self.instance).guest_half_closed, base.TIMEOUT,
+                 message='the guest to be half-closed')
         # A host that comes and goes while the guest does not read leaves a hello and a challenge queued.
         old = host.connect(self.host_sock, timeout=base.TIMEOUT)
         old_nonce = host.challenge()
-        base.wait_until(lambda: self.emulator.stats(self.instance).queued_to_guest > 0, 'frames queued for the guest')
+        wait_for(lambda: self.emulator.stats(self.instance).queued_to_guest > 0, base.TIMEOUT,
+                 message='frames queued for the guest')
         host.disconnect()
         mark = host.mark()
         new = host.connect(self.host_sock, timeout=base.TIMEOUT)

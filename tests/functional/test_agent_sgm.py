@@ -10,6 +10,7 @@ import time
 import uuid
 
 from ha_guest.testing import events as ev
+from ha_guest.testing import wait_for
 from tests.functional import base
 
 SELF = str(uuid.UUID(int=1))
@@ -78,8 +79,8 @@ class TestGroupMessaging(base.FunctionalTestCase):
 
     def test_broadcast_without_a_host_is_refused(self) -> None:
         self.host.disconnect()
-        base.wait_until(lambda: not json.loads(self.run_client(self.agent, 'status', '--json').stdout)['connected'],
-                        'the agent to notice the host left')
+        wait_for(lambda: not json.loads(self.run_client(self.agent, 'status', '--json').stdout)['connected'],
+                 base.TIMEOUT, message='the agent to notice the host left')
         proc = self.run_client(self.agent, 'broadcast', 'anyone?', check=False)
         self.assertEqual(1, proc.returncode, proc.stderr)
         self.assertIn('host_unavailable', proc.stderr)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import signal
 
+from ha_guest.testing import wait_for
 from tests.functional.chain import CLEARED, RAISED, ChainTestCase
 from tests.functional.private_rabbit import PrivateRabbit
-from tests.functional.rabbit import wait_until
 
 #: Reconnections back off (the compute agent's reporter up to 5 s, oslo.messaging's consumers a few s).
 RECONNECT_TIMEOUT = 30.0
@@ -32,8 +32,8 @@ class TestChainBrokerRestart(ChainTestCase):
 
         raised = self.notification(RAISED, instance, timeout=RECONNECT_TIMEOUT)
         self.assertEqual('missed', raised['kind'])
-        listed = wait_until(lambda: controller.api.list_faults(None), 'the controller to list the fault',
-                            timeout=RECONNECT_TIMEOUT)
+        listed = wait_for(lambda: controller.api.list_faults(None), RECONNECT_TIMEOUT,
+                          message='the controller to list the fault')
         self.assertEqual([raised['incident_id']], [f['incident_id'] for f in listed])
         agent.signal(signal.SIGCONT)
         self.assertEqual(raised['incident_id'], self.notification(CLEARED, instance)['incident_id'])

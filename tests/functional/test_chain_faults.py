@@ -6,8 +6,9 @@ import os
 import signal
 import time
 
+from ha_guest.testing import wait_for
 from tests.functional.chain import CLEARED, COMPUTE_HOST, QUIET_S, RAISED, ChainTestCase
-from tests.functional.rabbit import wait_until
+from tests.functional.rabbit import TIMEOUT
 
 
 class TestChainFaults(ChainTestCase):
@@ -84,4 +85,4 @@ class TestChainFaults(ChainTestCase):
         self.assertEqual('missed', self.notification(RAISED, instance)['kind'])
         agent.signal(signal.SIGCONT)
         self.notification(CLEARED, instance)
-        wait_until(lambda: not self.api.list_faults(None), 'the fault to clear')
+        wait_for(lambda: not self.api.list_faults(None), TIMEOUT, message='the fault to clear')

@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 import time
 
+from ha_guest.testing import wait_for
 from tests.functional.chain import CLEARED, QUIET_S, RAISED, ChainTestCase
-from tests.functional.rabbit import ControllerProcess, wait_until
+from tests.functional.rabbit import TIMEOUT, ControllerProcess
 
 
 class TestChainRestarts(ChainTestCase):
@@ -44,13 +45,14 @@ class TestChainRestarts(ChainTestCase):
         # The new controller asks every compute agent for a state report on start.
         restarted = self.useFixture(ControllerProcess(self.rabbit, controller.host, self.tmp,
                                                       controller={'fault_sinks': 'log,notifications'}))
-        listed = wait_until(lambda: restarted.api.list_faults(None), 'the registry to be rebuilt')
+        listed = wait_for(lambda: restarted.api.list_faults(None), TIMEOUT, message='the registry to be rebuilt')
         self.assertEqual([(instance, raised['incident_id'], 'missed', 'active')],
                          [(f['instance_uuid'], f['incident_id'], f['kind'], f['state']) for f in listed])
         agent.signal(signal.SIGCONT)
         cleared = self.notification(CLEARED, instance)
         self.assertEqual((raised['incident_id'], 'recovered'), (cleared['incident_id'], cleared['cleared_by']))
-        wait_until(lambda: not restarted.api.list_faults(None), 'the fault to clear at the new controller')
+        wait_for(lambda: not restarted.api.list_faults(None), TIMEOUT,
+                 message='the fault to clear at the new controller')
 
     def test_compute_restart_while_hung_keeps_one_incident(self) -> None:
         controller = self.start_controller()

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from ha_guest.cmd import prepare_process
+import os
+import signal
+import threading
+import time
+import uuid
+from typing import Any
 
-# Before oslo.messaging is imported anywhere in this test process (see prepare_process).
-prepare_process()
+from oslo_config import cfg
+from testtools import content
 
-import os  # noqa: E402
-import signal  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from typing import Any  # noqa: E402
-
-from oslo_config import cfg  # noqa: E402
-from testtools import content  # noqa: E402
-
-from ha_guest.compute.manager import ComputeManager  # noqa: E402
-from ha_guest.conf import compute as compute_conf  # noqa: E402
-from ha_guest.conf import default as default_conf  # noqa: E402
-from tests.functional.base import TIMEOUT, FunctionalTestCase, wait_until  # noqa: E402
+from ha_guest.compute.manager import ComputeManager
+from ha_guest.conf import compute as compute_conf
+from ha_guest.conf import default as default_conf
+from ha_guest.testing import wait_for
+from tests.functional.base import TIMEOUT, FunctionalTestCase
 
 HOST = 'compute-1'
 
@@ -92,24 +88,20 @@ class ComputeAgentTestCase(FunctionalTestCase):
         return instance, self.start_agent(guest_socket)
 
     def monitor_state(self, instance: str) -> str | None:
-        manager = self.manager
-        assert manager is not None
-
-        def read() -> str | None:
-            found = manager.instances.get(instance)
-            return found.monitor.state.value if found is not None else None
-
-        return manager.call(read)
+        assert self.manager is not None
+        stats = self.manager.instance_stats(instance)
+        return stats.state.value if stats is not None else None
 
     def answers(self, instance: str) -> int:
-        manager = self.manager
-        assert manager is not None
-        return manager.call(lambda: manager.instances[instance].monitor.stats.responses)
+        assert self.manager is not None
+        stats = self.manager.instance_stats(instance)
+        return stats.responses if stats is not None else 0
 
     def wait_watched(self, instance: str, answers: int = 3) -> None:
-        wait_until(lambda: instance in self.manager.instances if self.manager else False, 'discovery')
-        wait_until(lambda: self.monitor_state(instance) == 'healthy' and self.answers(instance) >= answers,
-                   'the guest to register and answer')
+        wait_for(lambda: self.manager is not None and self.manager.instance_stats(instance), TIMEOUT,
+                 message='discovery')
+        wait_for(lambda: self.monitor_state(instance) == 'healthy' and self.answers(instance) >= answers, TIMEOUT,
+                 message='the guest to register and answer')
 
     def marker(self, instance: str) -> str:
         return os.path.join(self.host_dir, instance + '.suspended')
@@ -127,14 +119,14 @@ class TestComputeAgent(ComputeAgentTestCase):
         self.wait_watched(instance)
         hung_at = time.time()
         agent.signal(signal.SIGSTOP)
-        fault = wait_until(lambda: self.controller.of('report_fault', instance), 'a fault')[0]
+        fault = wait_for(lambda: self.controller.of('report_fault', instance), TIMEOUT, message='a fault')[0]
         self.assertEqual(('missed', HOST, 100), (fault['kind'], fault['host'], fault['interval_ms']))
         # Detected within two intervals and a tick (plus scheduling slack of a busy test machine).
         self.assertLess(fault['detected_at'] - hung_at, 0.5)
         time.sleep(0.5)
         self.assertEqual(1, len(self.controller.of('report_fault', instance)))
         agent.signal(signal.SIGCONT)
-        recovery = wait_until(lambda: self.controller.of('report_recovery', instance), 'a recovery')[0]
+        recovery = wait_for(lambda: self.controller.of('report_recovery', instance), TIMEOUT, message='a recovery')[0]
         self.assertEqual(fault['incident_id'], recovery['incident_id'])
         self.assertEqual('healthy', self.monitor_state(instance))
 
@@ -143,15 +135,15 @@ class TestComputeAgent(ComputeAgentTestCase):
         instance, agent = self.instance()
         self.wait_watched(instance)
         open(self.marker(instance), 'w').close()
-        wait_until(lambda: self.monitor_state(instance) == 'suspended', 'the pause to be seen')
+        wait_for(lambda: self.monitor_state(instance) == 'suspended', TIMEOUT, message='the pause to be seen')
         agent.signal(signal.SIGSTOP)
         time.sleep(1.0)
         agent.signal(signal.SIGCONT)
         time.sleep(0.2)  # the paused guest's vCPUs run again before the domain is reported running
         os.unlink(self.marker(instance))
-        wait_until(lambda: self.monitor_state(instance) == 'healthy', 'the resume to be seen')
+        wait_for(lambda: self.monitor_state(instance) == 'healthy', TIMEOUT, message='the resume to be seen')
         answered = self.answers(instance)
-        wait_until(lambda: self.answers(instance) > answered + 3, 'answers after the resume')
+        wait_for(lambda: self.answers(instance) > answered + 3, TIMEOUT, message='answers after the resume')
         self.assertEqual([], self.controller.of('report_fault'))
 
     def test_guest_exit_is_not_a_fault(self) -> None:
@@ -160,7 +152,7 @@ class TestComputeAgent(ComputeAgentTestCase):
         self.wait_watched(instance)
         agent.signal(signal.SIGTERM)
         self.assertEqual(0, agent.wait())
-        exited = wait_until(lambda: self.controller.of('report_exit', instance), 'an exit report')[0]
+        exited = wait_for(lambda: self.controller.of('report_exit', instance), TIMEOUT, message='an exit report')[0]
         self.assertEqual('agent stopping', exited['reason'])
         time.sleep(0.5)
         self.assertEqual('exited', self.monitor_state(instance))
@@ -175,7 +167,7 @@ class TestComputeAgent(ComputeAgentTestCase):
         self.start_agent(guest_socket, checks={'flag': 'test -e %s' % flag}, extra=['--check-period', '0.2'])
         self.wait_watched(instance)
         os.unlink(flag)
-        fault = wait_until(lambda: self.controller.of('report_fault', instance), 'a fault', timeout=TIMEOUT)[0]
+        fault = wait_for(lambda: self.controller.of('report_fault', instance), TIMEOUT, message='a fault')[0]
         self.assertEqual('unhealthy', fault['kind'])
         self.assertIn('flag', fault['reason'])
 
@@ -184,7 +176,7 @@ class TestComputeAgent(ComputeAgentTestCase):
         instance, _ = self.instance()
         self.wait_watched(instance)
         self.emulator.remove(instance)
-        wait_until(lambda: self.monitor_state(instance) is None, 'the channel to be forgotten')
+        wait_for(lambda: self.monitor_state(instance) is None, TIMEOUT, message='the channel to be forgotten')
         time.sleep(0.3)
         self.assertEqual([], self.controller.of('report_fault'))
 
@@ -209,13 +201,13 @@ class TestComputeRestart(ComputeAgentTestCase):
         instance, agent = self.instance()
         self.wait_watched(instance)
         agent.signal(signal.SIGSTOP)
-        fault = wait_until(lambda: self.controller.of('report_fault', instance), 'a fault')[0]
+        fault = wait_for(lambda: self.controller.of('report_fault', instance), TIMEOUT, message='a fault')[0]
         self.stop_compute()
         self.controller.calls.clear()
         self.start_compute()
-        again = wait_until(lambda: self.controller.of('report_fault', instance), 'the fault again')[0]
+        again = wait_for(lambda: self.controller.of('report_fault', instance), TIMEOUT, message='the fault again')[0]
         self.assertEqual(fault['incident_id'], again['incident_id'])
         agent.signal(signal.SIGCONT)
-        recovery = wait_until(lambda: self.controller.of('report_recovery', instance), 'a recovery')[0]
+        recovery = wait_for(lambda: self.controller.of('report_recovery', instance), TIMEOUT, message='a recovery')[0]
         self.assertEqual(fault['incident_id'], recovery['incident_id'])
         self.assertEqual(1, len(self.controller.of('report_fault', instance)))

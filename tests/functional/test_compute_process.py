@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from ha_guest.cmd import prepare_process
+import os
+import signal
+import threading
+import uuid
+from typing import Any
 
-# Before oslo.messaging is imported anywhere in this test process (see prepare_process).
-prepare_process()
+import oslo_messaging
 
-import os  # noqa: E402
-import signal  # noqa: E402
-import threading  # noqa: E402
-import uuid  # noqa: E402
-from typing import Any  # noqa: E402
-
-import oslo_messaging  # noqa: E402
-
-from ha_guest import rpc  # noqa: E402
-from tests.functional.base import FunctionalTestCase  # noqa: E402
-from tests.functional.rabbit import RabbitFixture, ServiceProcess, wait_until  # noqa: E402
+from ha_guest import rpc
+from ha_guest.testing import wait_for
+from tests.functional.base import FunctionalTestCase
+from tests.functional.rabbit import TIMEOUT, RabbitFixture, ServiceProcess
 
 COMPUTE_MODULE = 'ha_guest.cmd.compute'
 HOST = 'compute-process-1'
@@ -76,11 +72,9 @@ class TestComputeProcess(FunctionalTestCase):
         os.makedirs(self.host_dir, exist_ok=True)
 
     def start_compute(self) -> ServiceProcess:
-        config = os.path.join(self.tmp, 'compute.conf')
-        with open(config, 'w', encoding='utf-8') as handle:
-            handle.write(self.rabbit.service_config(HOST, compute={
-                'discovery_driver': 'directory', 'directory_path': self.host_dir,
-                'state_file': os.path.join(self.tmp, 'compute-state.json'), 'state_report_interval_s': 60}))
+        config = self.rabbit.service_config(os.path.join(self.tmp, 'compute.conf'), HOST, compute={
+            'discovery_driver': 'directory', 'directory_path': self.host_dir,
+            'state_file': os.path.join(self.tmp, 'compute-state.json'), 'state_report_interval_s': 60})
         return self.useFixture(ServiceProcess(HOST, ['-m', COMPUTE_MODULE, '--config-file', config], self.tmp))
 
     def test_faults_reach_the_controller_and_sigterm_exits_zero(self) -> None:
@@ -98,18 +92,20 @@ class TestComputeProcess(FunctionalTestCase):
             return any(i['instance_uuid'] == instance and i['state'] == 'healthy'
                        for report in self.endpoint.of('report_state') for i in report['instances'])
 
-        wait_until(registered, 'a state report with the registered guest', timeout=20.0, step=0.5)
+        wait_for(registered, 20.0, 0.5, 'a state report with the registered guest')
         agent.signal(signal.SIGSTOP)
-        fault = wait_until(lambda: self.endpoint.of('report_fault'), 'a fault at the controller')[0]
+        fault = wait_for(lambda: self.endpoint.of('report_fault'), TIMEOUT, message='a fault at the controller')[0]
         self.assertEqual((instance, HOST, 'missed'), (fault['instance_uuid'], fault['host'], fault['kind']))
         agent.signal(signal.SIGCONT)
-        recovery = wait_until(lambda: self.endpoint.of('report_recovery'), 'a recovery at the controller')[0]
+        recovery = wait_for(lambda: self.endpoint.of('report_recovery'), TIMEOUT,
+                            message='a recovery at the controller')[0]
         self.assertEqual(fault['incident_id'], recovery['incident_id'])
         self.assertEqual(0, compute.stop(signal.SIGTERM))
         self.assertIn('compute agent stopped', compute.log())
 
     def test_sigint_exits_zero_without_guests(self) -> None:
         compute = self.start_compute()
-        wait_until(lambda: 'compute agent started' in compute.log() or not compute.alive(), 'the agent to start')
+        wait_for(lambda: 'compute agent started' in compute.log() or not compute.alive(), TIMEOUT,
+                 message='the agent to start')
         self.assertTrue(compute.alive(), compute.log())
         self.assertEqual(0, compute.stop(signal.SIGINT))

@@ -18,7 +18,8 @@ import fixtures
 import testtools
 
 from ha_guest.nova import specs
-from tests.functional.rabbit import TIMEOUT, ControllerProcess, RabbitFixture, wait_until
+from ha_guest.testing import wait_for
+from tests.functional.rabbit import TIMEOUT, ControllerProcess, RabbitFixture
 from tests.openstack_stub import OpenStackStub, Server, nova_api_options
 
 #: The issue's target: the action is issued within 1 s of detection.
@@ -67,7 +68,7 @@ class RecoveryTestCase(testtools.TestCase):
         return self.stub.add_server(extra_specs, **kwargs)
 
     def wait_log(self, controller: ControllerProcess, text: str, timeout: float = TIMEOUT) -> None:
-        wait_until(lambda: text in controller.log(), 'controller log line %r' % text, timeout=timeout)
+        wait_for(lambda: text in controller.log(), timeout, message='controller log line %r' % text)
 
     def wait_actions(self, server: Server, count: int = 1) -> list[Any]:
         self.assertTrue(self.stub.wait_for(lambda: len(self.stub.actions(server.uuid)) >= count, TIMEOUT),
@@ -159,7 +160,8 @@ class TestRecovery(RecoveryTestCase):
         self.assertEqual({'duplicate': False}, first.api.report_fault(None, fault))
         self.assertEqual({'duplicate': True}, first.api.report_fault(None, fault))
         # A compute agent's retry that lands on the peer (after the peer sync, as a retry after a timeout does).
-        wait_until(lambda: second.api.list_faults(None, server.uuid), 'ctl-b to learn the fault from ctl-a')
+        wait_for(lambda: second.api.list_faults(None, server.uuid), TIMEOUT,
+                 message='ctl-b to learn the fault from ctl-a')
         self.assertEqual({'duplicate': True}, second.api.report_fault(None, dict(fault, detected_at=time.time())))
         self.wait_actions(server)
         self.assert_quiet(server, 1)

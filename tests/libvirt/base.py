@@ -8,7 +8,6 @@ libvirtd with QEMU. Nothing is skipped: a missing piece fails with the fix.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -16,6 +15,7 @@ import testtools
 from oslo_config import cfg
 
 from ha_guest.conf import compute as compute_conf
+from ha_guest.testing import wait_for
 
 #: Bound of any single wait; a healthy run needs a fraction of it.
 TIMEOUT = 10.0
@@ -67,18 +67,11 @@ class RecordingListener:
 
     def wait_for(self, instance_uuid: str, count: int, timeout: float = TIMEOUT) -> List[Call]:
         """Wait until at least ``count`` calls about the instance arrived; return them all."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                calls = self.of(instance_uuid)
-                if len(calls) >= count:
-                    return calls
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError("timed out after %.1fs waiting for %d call(s) about %s; got %r"
-                                         % (timeout, count, instance_uuid, calls))
-                self._cond.wait(remaining)
+        def described() -> str:
+            return "%d call(s) about %s; got %r" % (count, instance_uuid, self.of(instance_uuid))
 
+        wait_for(lambda: len(self.of(instance_uuid)) >= count, timeout, message=described, condition=self._cond)
+        return self.of(instance_uuid)
 
     def view(self, instance_uuid: str) -> Optional[Tuple[str, Optional[str]]]:
         """What the calls so far say about the instance: None (no channel) or (socket path, suspension reason)."""
@@ -97,21 +90,9 @@ class RecordingListener:
     def wait_view(self, instance_uuid: str, expected: Optional[Tuple[str, Optional[str]]],
                   timeout: float = TIMEOUT) -> List[Call]:
         """Wait until ``view`` gives ``expected``; return the calls about the instance."""
-        wait_until(lambda: self.view(instance_uuid) == expected,
-                   "%s to be %r (calls: %r)" % (instance_uuid, expected, self.of(instance_uuid)), timeout)
+        wait_for(lambda: self.view(instance_uuid) == expected, timeout,
+                 message=lambda: "%s to be %r (calls: %r)" % (instance_uuid, expected, self.of(instance_uuid)))
         return self.of(instance_uuid)
-
-
-def wait_until(predicate: Any, what: str, timeout: float = TIMEOUT, step: float = 0.05) -> Any:
-    """Poll ``predicate`` until it is truthy; AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(step)
 
 
 def channel_xml(name: str = CHANNEL, path: Optional[str] = None, mode: str = "bind",
@@ -163,7 +144,7 @@ class DiscoveryTestCase(testtools.TestCase):
         driver = LibvirtDiscovery(self.make_conf(**overrides), self.listener)
         driver.start()
         self.addCleanup(driver.stop)
-        wait_until(lambda: driver.connections >= 1, "the driver to connect to %s" % self.URI)
+        wait_for(lambda: driver.connections >= 1, TIMEOUT, message="the driver to connect to %s" % self.URI)
         return driver
 
     @staticmethod

@@ -17,6 +17,7 @@ from typing import Any, List, Sequence
 
 from ha_guest.compute.discovery import base as discovery_base
 from ha_guest.compute.discovery import libvirt_domain
+from ha_guest.testing import wait_for
 from tests.libvirt import base
 
 
@@ -108,7 +109,8 @@ class TestLibvirtd(LibvirtdTestCase):
         # QEMU dies under a paused domain: not an orderly end, so the channel stays and is watched
         # again (the compute agent then counts misses: a fault).
         os.kill(self.qemu_pid(dom), signal.SIGKILL)
-        base.wait_until(lambda: dom.state()[0] == libvirt_domain.DomainState.SHUTOFF, "libvirt to see QEMU gone")
+        wait_for(lambda: dom.state()[0] == libvirt_domain.DomainState.SHUTOFF, base.TIMEOUT,
+                 message="libvirt to see QEMU gone")
         self.assertEqual([libvirt_domain.DomainState.SHUTOFF, libvirt_domain.ShutoffReason.CRASHED], dom.state())
         calls = self.listener.wait_view(uuid, (path, None))
         self.assertEqual(("resumed",), calls[-1])
@@ -124,7 +126,7 @@ class TestLibvirtd(LibvirtdTestCase):
         self.listener.wait_for(uuid, 1)
         clients = self.disconnect_read_only_clients()
         self.assertEqual(1, len(clients), "the driver's read-only connection")
-        base.wait_until(lambda: driver.connections >= 2, "the driver to reconnect")
+        wait_for(lambda: driver.connections >= 2, base.TIMEOUT, message="the driver to reconnect")
         # Listing the domains again changed nothing.
         self.assertEqual(1, len(self.listener.of(uuid)))
         # Events flow on the new connection.

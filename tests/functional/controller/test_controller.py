@@ -15,7 +15,8 @@ import testtools
 from ha_guest import rpc
 from ha_guest.rpc import transport as rpc_transport
 from ha_guest.sinks import base
-from tests.functional.rabbit import TIMEOUT, ControllerProcess, RabbitFixture, wait_until
+from ha_guest.testing import wait_for
+from tests.functional.rabbit import TIMEOUT, ControllerProcess, RabbitFixture
 from tests.messaging import NotificationCollector, NotificationListenerFixture
 
 
@@ -122,7 +123,7 @@ class TestPeers(ControllerTestCase):
         fault = make_fault()
 
         self.assertEqual({'duplicate': False}, one.api.report_fault(None, fault))
-        wait_until(lambda: other.api.list_faults(None), 'the fault to reach the other controller')
+        wait_for(lambda: other.api.list_faults(None), TIMEOUT, message='the fault to reach the other controller')
         # A retry that lands on the other controller is recognised.
         self.assertEqual({'duplicate': True}, other.api.report_fault(None, fault))
         expected = [dict(fault, state='active')]
@@ -131,7 +132,7 @@ class TestPeers(ControllerTestCase):
         self.assertEqual(expected, self.rabbit.controller_api().list_faults(None))  # whichever answers
 
         other.api.report_recovery(None, recovery_of(fault))
-        wait_until(lambda: not one.api.list_faults(None), 'the clear to reach the first controller')
+        wait_for(lambda: not one.api.list_faults(None), TIMEOUT, message='the clear to reach the first controller')
         self.assertEqual([], other.api.list_faults(None))
         # Raised once (by one), cleared once (by other).
         first, second = notifications.get(TIMEOUT), notifications.get(TIMEOUT)
@@ -147,7 +148,7 @@ class TestPeers(ControllerTestCase):
         fault = make_fault()
         one.api.report_fault(None, fault)
         late = self.start_controller('ctl-late', **sinks)
-        wait_until(lambda: late.api.list_faults(None), 'the late controller to learn the fault')
+        wait_for(lambda: late.api.list_faults(None), TIMEOUT, message='the late controller to learn the fault')
         self.assertEqual({'duplicate': True}, late.api.report_fault(None, fault))
 
 
@@ -185,7 +186,7 @@ class TestRestart(ControllerTestCase):
         sinks = {'controller': {'fault_sinks': 'notifications'}}
 
         controller = self.start_controller('ctl-a', **sinks)
-        wait_until(lambda: compute.requests == 1, 'the controller to ask for a state report on start')
+        wait_for(lambda: compute.requests == 1, TIMEOUT, message='the controller to ask for a state report on start')
         fault = make_fault()
         self.assertEqual({'duplicate': False}, controller.api.report_fault(None, fault))
         compute.active.append(fault)
@@ -193,8 +194,8 @@ class TestRestart(ControllerTestCase):
         self.assertEqual(0, controller.stop())
 
         restarted = self.start_controller('ctl-a', **sinks)
-        wait_until(lambda: compute.requests == 2, 'the restarted controller to ask for a state report')
-        listed = wait_until(lambda: restarted.api.list_faults(None), 'the registry to be rebuilt')
+        wait_for(lambda: compute.requests == 2, TIMEOUT, message='the restarted controller to ask for a state report')
+        listed = wait_for(lambda: restarted.api.list_faults(None), TIMEOUT, message='the registry to be rebuilt')
         self.assertEqual([(fault['instance_uuid'], fault['incident_id'], fault['kind'], 'active')],
                          [(f['instance_uuid'], f['incident_id'], f['kind'], f['state']) for f in listed])
         # The compute agent's retry after the restart is a duplicate; its recovery clears the fault.

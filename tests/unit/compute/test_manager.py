@@ -3,34 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import threading
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, List, Optional
 
 import testtools
 from oslo_config import cfg
 
 from ha_guest.compute.discovery.base import DiscoveryDriver
-from ha_guest.compute.manager import ComputeEndpoint, ComputeManager
+from ha_guest.compute.heartbeat_monitor import GuestState
+from ha_guest.compute.manager import ComputeEndpoint, ComputeManager, InstanceStats
 from ha_guest.conf import compute as compute_conf
 from ha_guest.conf import default as default_conf
+from ha_guest.testing import wait_for
 from tests.unit.compute.base import FakeController, FakeGuest, make_tempdir
 
 A = "11111111-1111-4111-8111-111111111111"
 TIMEOUT = 10.0
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for %s" % what)
-        time.sleep(0.01)
 
 
 class GuestLoop:
@@ -107,21 +99,38 @@ class TestComputeManager(testtools.TestCase):
         manager, discovery = self.start_manager()
         self.assertTrue(discovery.started)
         manager.channel_added(A, guest.path)
-        wait_for(lambda: manager.call(lambda: manager.instances[A].monitor.stats.responses) >= 2, "answers")
+        wait_for(lambda: manager.instance_stats(A).responses >= 2, TIMEOUT, message="answers")
         self.guests.set(guest, answer=False)
-        fault = wait_for(lambda: self.reports("report_fault"), "a fault")[0]
+        fault = wait_for(lambda: self.reports("report_fault"), TIMEOUT, message="a fault")[0]
         self.assertEqual((A, "node-1", "missed", 100), (fault["instance_uuid"], fault["host"], fault["kind"],
                                                          fault["interval_ms"]))
         self.assertLess(abs(fault["detected_at"] - time.time()), 5)
         self.guests.set(guest, answer=True)
-        recovery = wait_for(lambda: self.reports("report_recovery"), "a recovery")[0]
+        recovery = wait_for(lambda: self.reports("report_recovery"), TIMEOUT, message="a recovery")[0]
         self.assertEqual(fault["incident_id"], recovery["incident_id"])
+
+    def test_instance_stats_is_a_snapshot_of_a_watched_instance(self) -> None:
+        guest = self.guests.guest(os.path.join(self.tmp, "a.sock"))
+        manager, _ = self.start_manager()
+        self.assertIsNone(manager.instance_stats(A))
+        manager.channel_added(A, guest.path)
+        wait_for(lambda: manager.instance_stats(A).responses >= 2, TIMEOUT, message="answers")
+        stats = manager.instance_stats(A)
+        self.assertIsInstance(stats, InstanceStats)
+        self.assertEqual((GuestState.HEALTHY, 100, True), (stats.state, stats.interval_ms, stats.connected))
+        self.assertGreaterEqual(stats.challenges, stats.responses)
+        self.assertTrue(0 < stats.max_rtt_ms < TIMEOUT * 1000, stats)
+        self.assertRaises(dataclasses.FrozenInstanceError, setattr, stats, "responses", 0)
+        self.assertEqual([A], list(manager.all_instance_stats()))
+        manager.channel_removed(A)
+        wait_for(lambda: manager.instance_stats(A) is None, TIMEOUT, message="the instance to be forgotten")
+        self.assertEqual({}, manager.all_instance_stats())
 
     def test_suspended_guest_is_not_a_fault(self) -> None:
         guest = self.guests.guest(os.path.join(self.tmp, "a.sock"))
         manager, _ = self.start_manager()
         manager.channel_added(A, guest.path)
-        wait_for(lambda: manager.call(lambda: manager.instances[A].monitor.stats.responses) >= 1, "answers")
+        wait_for(lambda: manager.instance_stats(A).responses >= 1, TIMEOUT, message="answers")
         manager.instance_suspended(A, "paused")
         manager.call(lambda: None)
         self.guests.set(guest, answer=False)
@@ -137,7 +146,7 @@ class TestComputeManager(testtools.TestCase):
         guest = self.guests.guest(os.path.join(self.tmp, "a.sock"))
         manager, _ = self.start_manager()
         manager.channel_added(A, guest.path)
-        wait_for(lambda: manager.call(lambda: manager.instances[A].monitor.stats.responses) >= 1, "answers")
+        wait_for(lambda: manager.instance_stats(A).responses >= 1, TIMEOUT, message="answers")
         manager.channel_removed(A)
         manager.call(lambda: None)
         self.assertEqual({}, manager.instances)
@@ -149,12 +158,13 @@ class TestComputeManager(testtools.TestCase):
         guest = self.guests.guest(os.path.join(self.tmp, "a.sock"))
         manager, _ = self.start_manager()
         manager.channel_added(A, guest.path)
-        report = wait_for(lambda: [r for r in self.reports("report_state") if r["instances"]], "a state report")[0]
+        report = wait_for(lambda: [r for r in self.reports("report_state") if r["instances"]], TIMEOUT,
+                          message="a state report")[0]
         self.assertEqual("node-1", report["host"])
         self.assertEqual(A, report["instances"][0]["instance_uuid"])
         count = len(self.reports("report_state"))
         ComputeEndpoint(manager).request_state_report({})
-        wait_for(lambda: len(self.reports("report_state")) > count, "a requested report")
+        wait_for(lambda: len(self.reports("report_state")) > count, TIMEOUT, message="a requested report")
 
     def test_state_file_follows_registration(self) -> None:
         guest = self.guests.guest(os.path.join(self.tmp, "a.sock"))
@@ -169,7 +179,7 @@ class TestComputeManager(testtools.TestCase):
                 return None
             return records[0] if records else None
 
-        record = wait_for(saved, "the state file")
+        record = wait_for(saved, TIMEOUT, message="the state file")
         self.assertEqual((A, "healthy", 100, None), (record["instance_uuid"], record["state"],
                                                      record["interval_ms"], record["incident_id"]))
 
@@ -177,26 +187,26 @@ class TestComputeManager(testtools.TestCase):
         guest = self.guests.guest(os.path.join(self.tmp, "a.sock"), answer=False)
         manager, _ = self.start_manager()
         manager.channel_added(A, guest.path)
-        fault = wait_for(lambda: self.reports("report_fault"), "a fault")[0]
+        fault = wait_for(lambda: self.reports("report_fault"), TIMEOUT, message="a fault")[0]
         manager.stop(0.5)
         self.api.calls.clear()
         restarted, _ = self.start_manager()
         restarted.channel_added(A, guest.path)
-        again = wait_for(lambda: self.reports("report_fault"), "the fault again")[0]
+        again = wait_for(lambda: self.reports("report_fault"), TIMEOUT, message="the fault again")[0]
         self.assertEqual(fault["incident_id"], again["incident_id"])
         self.guests.set(guest, answer=True)
-        recovery = wait_for(lambda: self.reports("report_recovery"), "a recovery")[0]
+        recovery = wait_for(lambda: self.reports("report_recovery"), TIMEOUT, message="a recovery")[0]
         self.assertEqual(fault["incident_id"], recovery["incident_id"])
 
     def test_restart_with_healthy_guest_no_fault(self) -> None:
         guest = self.guests.guest(os.path.join(self.tmp, "a.sock"))
         manager, _ = self.start_manager()
         manager.channel_added(A, guest.path)
-        wait_for(lambda: manager.call(lambda: manager.instances[A].monitor.stats.responses) >= 2, "answers")
+        wait_for(lambda: manager.instance_stats(A).responses >= 2, TIMEOUT, message="answers")
         manager.stop(0.5)
         restarted, _ = self.start_manager()
         restarted.channel_added(A, guest.path)
-        wait_for(lambda: restarted.call(lambda: restarted.instances[A].monitor.stats.responses) >= 5, "answers")
+        wait_for(lambda: restarted.instance_stats(A).responses >= 5, TIMEOUT, message="answers")
         self.assertEqual([], self.reports("report_fault"))
 
     def test_saved_instances_listed_until_discovered(self) -> None:

@@ -79,4 +79,4 @@ class TestManager(testtools.TestCase):
         manager.start()
         manager.stop()
         manager.stop()  # twice is harmless
-        self.assertFalse(any(w.is_alive() for w in [manager.peer_worker._thread]))
+        self.assertFalse(manager.peer_worker.alive())

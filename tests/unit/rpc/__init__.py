@@ -1,4 +1,1 @@
-from ha_guest.cmd import prepare_process
-
-# These tests import oslo.messaging: refuse eventlet first, as the services do.
-prepare_process()
+"""Unit tests of the RPC client APIs."""
