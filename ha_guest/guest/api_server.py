@@ -34,6 +34,8 @@ Dispatch = Callable[[Dict[str, Any]], Awaitable[Dict[str, Any]]]
 E_INTERNAL = "internal"
 SOCKET_MODE = 0o660
 DIR_MODE = 0o755
+# A connection that sends no request for this long is closed (listeners excepted).
+IDLE_TIMEOUT_S = 60.0
 # A client that does not read its replies for this long is dropped.
 REPLY_DRAIN_TIMEOUT_S = 5.0
 _READ_SIZE = 65536
@@ -117,8 +119,10 @@ class ApiServer:
     """Serve the local API on a UNIX socket; requests go to ``dispatch``."""
 
     def __init__(self, path: str, dispatch: Dispatch, max_clients: int = localapi.MAX_CLIENTS,
-                 listener_backlog: int = localapi.MAX_LISTENER_BACKLOG, group: Optional[str] = None) -> None:
+                 listener_backlog: int = localapi.MAX_LISTENER_BACKLOG, group: Optional[str] = None,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         self.group = group
+        self.idle_timeout_s = idle_timeout_s
         self.path = path
         self.max_clients = max_clients
         self.listener_backlog = listener_backlog
@@ -211,7 +215,12 @@ class ApiServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         decoder = FrameDecoder(localapi.MAX_LINE_BYTES)
         while True:
-            data = await reader.read(_READ_SIZE)
+            try:
+                data = await asyncio.wait_for(reader.read(_READ_SIZE), self.idle_timeout_s)
+            except asyncio.TimeoutError:
+                # A silent client would hold one of the few client slots forever.
+                LOG.debug("closing local API client idle for %.0f s", self.idle_timeout_s)
+                return
             # A last request without its newline is still served.
             items = decoder.feed(data if data else b"\n")
             for item in items:

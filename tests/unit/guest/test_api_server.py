@@ -158,6 +158,27 @@ class TestLimits(AsyncTestCase):
 
         self.run_async(scenario())
 
+    def test_idle_client_is_closed(self) -> None:
+        path = os.path.join(self.make_tempdir(), "api.sock")
+        server = api_server.ApiServer(path, echo_dispatch, idle_timeout_s=0.2)
+
+        async def scenario() -> None:
+            await server.start()
+            try:
+                reader, writer = await connect(path)
+                self.assertTrue((await call((reader, writer), {"op": "agent_status"}))["ok"])
+                # Silent from now on: the server hangs up and frees the slot.
+                self.assertEqual(b"", await asyncio.wait_for(reader.read(), 5))
+                for _ in range(100):
+                    if server.clients == 0:
+                        break
+                    await asyncio.sleep(0.01)
+                self.assertEqual(0, server.clients)
+            finally:
+                await server.stop()
+
+        self.run_async(scenario())
+
     def test_listener_backlog_drops_oldest(self) -> None:
         path = os.path.join(self.make_tempdir(), "api.sock")
         server = api_server.ApiServer(path, echo_dispatch)
