@@ -2,58 +2,308 @@
 #
 # devstack plugin for ha_guest.
 #
-# For now it only installs ha_guest from its checkout. The host services
-# (ha-guest-compute on compute nodes, ha-guest-controller on controllers),
-# their configuration, and the Nova/Vitrage integration come in later changes
-# and will be added to the phases below.
+# Installs ha_guest next to Nova (and Vitrage), configures nova-compute to run
+# ha_guest's libvirt driver and Nova to send the notifications ha_guest and
+# Vitrage read, writes /etc/ha_guest/ha_guest.conf, and runs the two host
+# services: ha-guest-compute where nova-compute runs, ha-guest-controller
+# where that service is enabled. See doc/source/devstack.rst.
+#
+# Phases (devstack calls this file once per phase):
+#   stack install      install the package
+#   stack post-config  write ha_guest.conf, nova.conf and vitrage.conf settings
+#   stack extra        start the services, load the Vitrage template
+#   unstack            stop the services
+#   clean              remove the configuration and state
 
 # Save trace setting
 _XTRACE_HA_GUEST=$(set +o | grep xtrace)
 set -o xtrace
 
-function install_ha_guest {
-    # setup_develop installs the checkout with pip in editable mode,
-    # honouring upper constraints.
-    setup_develop "$HA_GUEST_DIR"
+# Console scripts land where devstack puts every service's (its global venv
+# by default), the same Python environment as Nova's and Vitrage's.
+HA_GUEST_BIN_DIR=$(get_python_exec_prefix)
+
+# The template Vitrage loads; the values file goes into its datasources_values_dir.
+HA_GUEST_VITRAGE_VALUES=$HA_GUEST_DIR/etc/vitrage/datasources_values/ha_guest.yaml
+HA_GUEST_VITRAGE_TEMPLATE=$HA_GUEST_DIR/etc/vitrage/templates/ha_guest_heartbeat.yaml
+
+
+# Helpers
+# -------
+
+# True where the package is needed: the two services, and nova-api (flavor
+# extra-spec validators) and vitrage-graph (the datasource) load it too.
+function is_ha_guest_needed {
+    is_service_enabled ha-guest-compute ha-guest-controller n-api vitrage-graph
 }
 
-function configure_ha_guest {
-    sudo install -d -o "$STACK_USER" "$HA_GUEST_CONF_DIR"
-    # TODO(ha_guest): write ha_guest.conf and hook into nova.conf once the
-    # host services and their options exist.
+# True on a compute host that runs the agent: it watches nova-compute's
+# libvirt domains, so it needs both services and Nova's libvirt driver.
+function is_ha_guest_compute {
+    is_service_enabled ha-guest-compute && is_service_enabled n-cpu && [[ "$VIRT_DRIVER" == "libvirt" ]]
 }
+
+# True when this host runs Vitrage's graph, the process that loads our datasource.
+function is_ha_guest_vitrage {
+    is_service_enabled vitrage-graph
+}
+
+# Add one item to a comma-separated list option of an ini file, once,
+# starting from the option's default when the file does not set it yet.
+# _ha_guest_ini_list_add file section option default item
+function _ha_guest_ini_list_add {
+    local file=$1 section=$2 option=$3 default=$4 item=$5
+    local current
+    current=$(iniget "$file" "$section" "$option")
+    current=${current:-$default}
+    if [[ ",${current// /}," != *",$item,"* ]]; then
+        current=${current:+$current,}$item
+    fi
+    iniset "$file" "$section" "$option" "$current"
+}
+
+# Set an option in nova.conf and, when it exists already, nova-cpu.conf:
+# devstack builds nova-cpu.conf from nova.conf when it starts nova-compute,
+# after this plugin's post-config, but a re-stack finds the old copy.
+function _ha_guest_nova_iniset {
+    iniset "$NOVA_CONF" "$1" "$2" "$3"
+    if [[ -n "${NOVA_CPU_CONF:-}" && "$NOVA_CPU_CONF" != "$NOVA_CONF" && -f "$NOVA_CPU_CONF" ]]; then
+        iniset "$NOVA_CPU_CONF" "$1" "$2" "$3"
+    fi
+}
+
+# The name Nova knows this host by: the compute agent reports faults under it
+# and Masakari and the controller match it against Nova's host.
+function _ha_guest_host {
+    local host=""
+    if [[ -f "$NOVA_CONF" ]]; then
+        host=$(iniget "$NOVA_CONF" DEFAULT host)
+    fi
+    # Nova's default, like ha_guest's own, is the host name.
+    echo "${host:-$(hostname)}"
+}
+
+# Vitrage's post-config phase rewrites [datasources] types, and its extra phase
+# starts the API the template is loaded through: both must run before ours.
+function _ha_guest_check_plugin_order {
+    local plugins=",${DEVSTACK_PLUGINS},"
+    if ! is_ha_guest_vitrage || [[ "$plugins" != *",vitrage,"* || "$plugins" != *",ha_guest,"* ]]; then
+        return 0
+    fi
+    local before_us="${plugins%%,ha_guest,*},"
+    if [[ "$before_us" != *",vitrage,"* ]]; then
+        die $LINENO "enable_plugin ha_guest must come after enable_plugin vitrage in local.conf"
+    fi
+}
+
+
+# Install
+# -------
+
+function install_ha_guest {
+    _ha_guest_check_plugin_order
+
+    local extras=""
+    if is_ha_guest_compute; then
+        # The libvirt discovery driver needs libvirt-python, which builds
+        # against libvirt's headers (devstack's libvirt setup usually has them).
+        if is_ubuntu; then
+            install_package libvirt-dev pkg-config
+        else
+            install_package libvirt-devel pkgconfig
+        fi
+        extras=libvirt
+    fi
+
+    # NOT setup_develop: nova-compute imports [DEFAULT] compute_driver as
+    # nova.virt.<value>, so ha_guest's wheel places a one-line shim at
+    # site-packages/nova/virt/ha_guest/__init__.py (see setup.py and
+    # doc/source/nova.rst). An editable install (pip install -e) builds no
+    # wheel and cannot place that file, and nova-compute would then fail with
+    # "Unable to load the virtualization driver". setup_install is devstack's
+    # non-editable pip install with upper constraints; re-run stack.sh to pick
+    # up changes to the checkout.
+    setup_install "$HA_GUEST_DIR" "$extras"
+}
+
+
+# Configure
+# ---------
+
+# /etc/ha_guest/ha_guest.conf, read by both services.
+function configure_ha_guest {
+    sudo install -d -o "$STACK_USER" -m 755 "$HA_GUEST_CONF_DIR"
+    sudo install -d -o "$STACK_USER" -m 755 "$HA_GUEST_STATE_DIR"
+    rm -f "$HA_GUEST_CONF"
+
+    # [DEFAULT] transport_url: devstack's RabbitMQ, as for every other service.
+    iniset_rpc_backend ha_guest "$HA_GUEST_CONF"
+    iniset "$HA_GUEST_CONF" DEFAULT debug "$ENABLE_DEBUG_LOG_LEVEL"
+    iniset "$HA_GUEST_CONF" DEFAULT host "$(_ha_guest_host)"
+    setup_logging "$HA_GUEST_CONF"
+
+    # The compute agent follows the local libvirtd's domains (read-only) and
+    # keeps its state file under devstack's data dir, not /var/lib.
+    iniset "$HA_GUEST_CONF" compute discovery_driver libvirt
+    iniset "$HA_GUEST_CONF" compute libvirt_uri "$HA_GUEST_LIBVIRT_URI"
+    iniset "$HA_GUEST_CONF" compute state_file "$HA_GUEST_STATE_DIR/compute-state.json"
+
+    # Fault sinks: log and notifications always; vitrage when Vitrage runs;
+    # recovery (hard reboot or stop through Nova, only for flavors with
+    # ha_guest:recovery) with the service credentials below.
+    local sinks=log,notifications
+    if is_ha_guest_vitrage; then
+        sinks+=,vitrage
+        # Send where Vitrage listens (its [datasources] notification_topics).
+        local topics
+        topics=$(iniget "$VITRAGE_CONF" datasources notification_topics)
+        iniset "$HA_GUEST_CONF" sink_vitrage topics "${topics:-vitrage_notifications}"
+    fi
+    sinks+=,recovery
+    iniset "$HA_GUEST_CONF" controller fault_sinks "$sinks"
+
+    # The recovery sink's Nova client, with devstack's service credentials
+    # (the way Nova's own [neutron] and [placement] sections are written).
+    iniset "$HA_GUEST_CONF" nova_api auth_type password
+    iniset "$HA_GUEST_CONF" nova_api auth_url "$KEYSTONE_SERVICE_URI"
+    iniset "$HA_GUEST_CONF" nova_api username "$HA_GUEST_SERVICE_USER"
+    iniset "$HA_GUEST_CONF" nova_api password "$SERVICE_PASSWORD"
+    iniset "$HA_GUEST_CONF" nova_api user_domain_name "$SERVICE_DOMAIN_NAME"
+    iniset "$HA_GUEST_CONF" nova_api project_name "$SERVICE_PROJECT_NAME"
+    iniset "$HA_GUEST_CONF" nova_api project_domain_name "$SERVICE_DOMAIN_NAME"
+    iniset "$HA_GUEST_CONF" nova_api region_name "$REGION_NAME"
+}
+
+# The Keystone user of the recovery sink; it needs admin to see any server's
+# flavor extra specs and to reboot or stop it (doc/source/recovery.rst).
+function create_ha_guest_accounts {
+    create_service_user "$HA_GUEST_SERVICE_USER" "admin"
+}
+
+# nova.conf: the driver on compute hosts, notifications everywhere Nova runs.
+function configure_nova_for_ha_guest {
+    if is_service_enabled n-cpu; then
+        if [[ "$VIRT_DRIVER" == "libvirt" ]]; then
+            # Nova's libvirt driver plus the ha_guest channel (doc/source/nova.rst).
+            _ha_guest_nova_iniset DEFAULT compute_driver ha_guest.HAGuestLibvirtDriver
+        else
+            warn $LINENO "ha_guest needs VIRT_DRIVER=libvirt; leaving compute_driver alone"
+        fi
+    fi
+
+    # Versioned notifications on every instance state change: Vitrage's
+    # nova.instance datasource reads the versioned ones (its default), and
+    # ha_guest's controller follows the members' states. Keep "both" if asked
+    # for, or when Ceilometer needs the legacy ones.
+    local format=versioned
+    if [[ "${NOVA_NOTIFICATION_FORMAT:-}" == "both" ]] || is_service_enabled ceilometer; then
+        format=both
+    fi
+    _ha_guest_nova_iniset notifications notification_format "$format"
+    _ha_guest_nova_iniset notifications notify_on_state_change vm_and_task_state
+    # Without a driver Nova sends no notification at all.
+    _ha_guest_nova_iniset oslo_messaging_notifications driver messagingv2
+
+    if is_ha_guest_vitrage; then
+        # Nova's versioned notifications must also reach Vitrage's topic.
+        local topics
+        topics=$(iniget "$VITRAGE_CONF" datasources notification_topics)
+        _ha_guest_ini_list_add "$NOVA_CONF" notifications versioned_notifications_topics \
+            versioned_notifications "${topics:-vitrage_notifications}"
+    fi
+}
+
+# vitrage.conf and the values file; the template is loaded once Vitrage runs.
+function configure_vitrage_for_ha_guest {
+    # Vitrage imports <path>.<type> for each datasource: add ours to both
+    # lists, keeping the datasources Vitrage's plugin enabled.
+    _ha_guest_ini_list_add "$VITRAGE_CONF" datasources types nova.host,nova.instance,nova.zone ha_guest
+    _ha_guest_ini_list_add "$VITRAGE_CONF" datasources path vitrage.datasources ha_guest.vitrage.datasources
+
+    # Without the values file every ha_guest alarm shows severity N/A.
+    local values_dir
+    values_dir=$(iniget "$VITRAGE_CONF" entity_graph datasources_values_dir)
+    values_dir=${values_dir:-$VITRAGE_CONF_DIR/datasources_values}
+    install -d "$values_dir"
+    install -m 644 "$HA_GUEST_VITRAGE_VALUES" "$values_dir/"
+    # [ha_guest] controller_exchange keeps its default, "openstack": the
+    # controllers here use oslo.messaging's default control_exchange.
+}
+
+# Vitrage keeps templates in its database, which its plugin recreates on
+# every stack.sh, so the template is added on every run.
+function load_vitrage_template_for_ha_guest {
+    vitrage template add --path "$HA_GUEST_VITRAGE_TEMPLATE"
+}
+
+
+# Start and stop
+# --------------
 
 function start_ha_guest {
-    # TODO(ha_guest): run_process ha-guest-compute / ha-guest-controller.
-    :
+    # The controller first, so that the agent's first reports find it (they
+    # would be retried anyway).
+    if is_service_enabled ha-guest-controller; then
+        run_process ha-guest-controller "$HA_GUEST_BIN_DIR/ha-guest-controller --config-file $HA_GUEST_CONF"
+    fi
+    if is_ha_guest_compute; then
+        # As root: the agent connects to the channel sockets QEMU creates
+        # under /var/lib/libvirt/qemu, which belong to QEMU's user, not to
+        # $STACK_USER (libvirtd, as root, does the same for the QEMU guest
+        # agent's socket). It opens libvirt read-only and changes nothing.
+        run_process ha-guest-compute "$HA_GUEST_BIN_DIR/ha-guest-compute --config-file $HA_GUEST_CONF" "" root
+    fi
 }
 
 function stop_ha_guest {
-    # TODO(ha_guest): stop_process ha-guest-compute / ha-guest-controller.
-    :
+    local service
+    for service in ha-guest-compute ha-guest-controller; do
+        stop_process "$service"
+    done
 }
 
 function cleanup_ha_guest {
-    sudo rm -rf "$HA_GUEST_CONF_DIR"
+    sudo rm -rf "$HA_GUEST_CONF_DIR" "$HA_GUEST_STATE_DIR"
 }
 
-if is_service_enabled ha_guest; then
+
+# Main dispatcher
+# ---------------
+
+if is_ha_guest_needed; then
     if [[ "$1" == "stack" && "$2" == "install" ]]; then
         echo_summary "Installing ha_guest"
         install_ha_guest
+
     elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
         echo_summary "Configuring ha_guest"
         configure_ha_guest
+        # Accounts are made where Keystone runs, for controllers on any host.
+        if is_service_enabled key; then
+            create_ha_guest_accounts
+        fi
+        if is_service_enabled nova; then
+            configure_nova_for_ha_guest
+        fi
+        if is_ha_guest_vitrage; then
+            configure_vitrage_for_ha_guest
+        fi
+
     elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
         echo_summary "Starting ha_guest"
         start_ha_guest
+        if is_ha_guest_vitrage; then
+            load_vitrage_template_for_ha_guest
+        fi
     fi
 
     if [[ "$1" == "unstack" ]]; then
+        echo_summary "Stopping ha_guest"
         stop_ha_guest
     fi
 
     if [[ "$1" == "clean" ]]; then
+        echo_summary "Cleaning ha_guest"
         cleanup_ha_guest
     fi
 fi

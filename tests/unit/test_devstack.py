@@ -1,0 +1,184 @@
+"""Checks that the devstack plugin parses, has its phases, and writes only options ha_guest has."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import tempfile
+
+import testtools
+from oslo_log import _options as log_options
+
+from ha_guest.conf import opts
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+PLUGIN = REPO_ROOT / 'devstack' / 'plugin.sh'
+SETTINGS = REPO_ROOT / 'devstack' / 'settings'
+
+# `iniset "$HA_GUEST_CONF" <group> <option> ...` as written in plugin.sh.
+INISET_HA_GUEST = re.compile(r'^\s*iniset\s+"?\$\{?HA_GUEST_CONF\}?"?\s+"?([\w.-]+)"?\s+"?([\w.-]+)"?', re.M)
+
+# Just enough of devstack's functions to run the plugin's phases: every call
+# that matters is logged as one line, "<function>|<arg>|<arg>...".
+STUBS = r'''
+LOG=$STUB_LOG
+function _log { local IFS='|'; echo "$*" >> "$LOG"; }
+function is_service_enabled {
+    # devstack's own also takes "nova" for any n-* service.
+    local s; for s in "$@"; do
+        [[ ,$ENABLED_SERVICES, == *,$s,* ]] && return 0
+        [[ $s == nova && ,$ENABLED_SERVICES, == *,n-* ]] && return 0
+    done; return 1
+}
+function get_python_exec_prefix { echo /opt/stack/data/venv/bin; }
+function iniset { _log iniset "$@"; }
+function iniget { :; }
+function iniset_rpc_backend { _log iniset_rpc_backend "$@"; }
+function setup_logging { :; }
+function echo_summary { :; }
+function is_ubuntu { return 0; }
+function install_package { _log install_package "$@"; }
+function setup_install { _log setup_install "$@"; }
+function setup_develop { _log setup_develop "$@"; }
+function create_service_user { _log create_service_user "$@"; }
+function run_process { _log run_process "$@"; }
+function stop_process { _log stop_process "$@"; }
+function warn { _log warn "$@"; }
+function die { _log die "$@"; exit 1; }
+function sudo { _log sudo "$@"; }
+function install { _log install "$@"; }
+function vitrage { _log vitrage "$@"; }
+'''
+
+
+def _ha_guest_options() -> dict[str, set[str]]:
+    """Return {group: option names} of every ha_guest option, plus oslo.log's (the services register them)."""
+    known: dict[str, set[str]] = {}
+    for listing in (opts.list_opts(), log_options.list_opts()):
+        for group, group_opts in listing:
+            name = 'DEFAULT' if group is None else getattr(group, 'name', group)
+            known.setdefault(name, set()).update(opt.dest for opt in group_opts)
+    return known
+
+
+class TestDevstackPlugin(testtools.TestCase):
+    """The plugin is valid bash, uses devstack's phases, and cannot drift from ha_guest's options."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.text = PLUGIN.read_text(encoding='utf-8')
+        self.tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.tmp)
+
+    def _run(self, *phase: str, services: str, virt_driver: str = 'libvirt',
+             plugins: str = ',vitrage,ha_guest') -> tuple[int, list[list[str]]]:
+        """Source settings and run one phase of plugin.sh under the stubs; return its status and calls."""
+        log = os.path.join(self.tmp, 'calls')
+        open(log, 'w').close()
+        script = '%s\nsource %s\nsource %s %s\n' % (STUBS, SETTINGS, PLUGIN, ' '.join(phase))
+        env = {
+            'PATH': os.environ.get('PATH', '/usr/bin:/bin'), 'STUB_LOG': log, 'ENABLED_SERVICES': services,
+            'VIRT_DRIVER': virt_driver, 'DEVSTACK_PLUGINS': plugins, 'DEST': '/opt/stack',
+            'DATA_DIR': '/opt/stack/data', 'NOVA_CONF': '/etc/nova/nova.conf', 'STACK_USER': 'stack',
+            'VITRAGE_CONF': '/etc/vitrage/vitrage.conf', 'VITRAGE_CONF_DIR': '/etc/vitrage',
+            'KEYSTONE_SERVICE_URI': 'http://keystone/identity', 'SERVICE_PASSWORD': 'secret',
+            'SERVICE_DOMAIN_NAME': 'Default', 'SERVICE_PROJECT_NAME': 'service', 'REGION_NAME': 'RegionOne',
+            'ENABLE_DEBUG_LOG_LEVEL': 'True',
+        }
+        proc = subprocess.run(['bash', '-c', script], env=env, capture_output=True, text=True, timeout=60)
+        with open(log, encoding='utf-8') as calls:
+            return proc.returncode, [line.rstrip('\n').split('|') for line in calls]
+
+    def test_bash_syntax(self) -> None:
+        for path in (PLUGIN, SETTINGS):
+            proc = subprocess.run(['bash', '-n', str(path)], capture_output=True, text=True)
+            self.assertEqual(0, proc.returncode, '%s: %s' % (path, proc.stderr))
+
+    def test_phases_and_functions(self) -> None:
+        for phase in ('"$1" == "stack" && "$2" == "install"', '"$1" == "stack" && "$2" == "post-config"',
+                      '"$1" == "stack" && "$2" == "extra"', '"$1" == "unstack"', '"$1" == "clean"'):
+            self.assertIn(phase, self.text)
+        for function in ('install_ha_guest', 'configure_ha_guest', 'configure_nova_for_ha_guest',
+                         'configure_vitrage_for_ha_guest', 'start_ha_guest', 'stop_ha_guest', 'cleanup_ha_guest'):
+            self.assertRegex(self.text, r'(?m)^function %s \{' % function)
+        settings = SETTINGS.read_text(encoding='utf-8')
+        self.assertRegex(settings, r'(?m)^enable_service ha-guest-compute ha-guest-controller$')
+
+    def test_every_ha_guest_option_written_exists(self) -> None:
+        known = _ha_guest_options()
+        written = INISET_HA_GUEST.findall(self.text)
+        self.assertGreater(len(written), 10)
+        unknown = ['[%s] %s' % (group, option) for group, option in written
+                   if option not in known.get(group, set())]
+        self.assertEqual([], unknown)
+
+    def test_install_is_not_editable(self) -> None:
+        status, calls = self._run('stack', 'install', services='n-cpu,n-api,ha-guest-compute,ha-guest-controller')
+        self.assertEqual(0, status)
+        self.assertIn(['setup_install', '/opt/stack/ha_guest', 'libvirt'], calls)
+        self.assertNotIn('setup_develop', [call[0] for call in calls])
+        # Without nova-compute, no libvirt extra.
+        status, calls = self._run('stack', 'install', services='ha-guest-controller')
+        self.assertIn(['setup_install', '/opt/stack/ha_guest', ''], calls)
+
+    def test_post_config_single_node(self) -> None:
+        status, calls = self._run('stack', 'post-config',
+                                  services='key,n-api,n-cpu,vitrage-graph,ha-guest-compute,ha-guest-controller')
+        self.assertEqual(0, status)
+        conf = '/etc/ha_guest/ha_guest.conf'
+        written = {(call[2], call[3]): call[4] for call in calls if call[0] == 'iniset' and call[1] == conf}
+        known = _ha_guest_options()
+        self.assertEqual([], [key for key in written if key[1] not in known.get(key[0], set())])
+        self.assertEqual('log,notifications,vitrage,recovery', written[('controller', 'fault_sinks')])
+        self.assertEqual('libvirt', written[('compute', 'discovery_driver')])
+        self.assertEqual('password', written[('nova_api', 'auth_type')])
+        self.assertIn(['iniset_rpc_backend', 'ha_guest', conf], calls)
+        self.assertIn(['create_service_user', 'ha_guest', 'admin'], calls)
+        nova = {(call[2], call[3]): call[4] for call in calls
+                if call[0] == 'iniset' and call[1] == '/etc/nova/nova.conf'}
+        self.assertEqual('ha_guest.HAGuestLibvirtDriver', nova[('DEFAULT', 'compute_driver')])
+        self.assertEqual('versioned', nova[('notifications', 'notification_format')])
+        self.assertEqual('vm_and_task_state', nova[('notifications', 'notify_on_state_change')])
+        self.assertEqual('messagingv2', nova[('oslo_messaging_notifications', 'driver')])
+        vitrage = {(call[2], call[3]): call[4] for call in calls
+                   if call[0] == 'iniset' and call[1] == '/etc/vitrage/vitrage.conf'}
+        self.assertTrue(vitrage[('datasources', 'types')].endswith(',ha_guest'))
+        self.assertEqual('vitrage.datasources,ha_guest.vitrage.datasources', vitrage[('datasources', 'path')])
+
+    def test_post_config_without_vitrage_or_libvirt(self) -> None:
+        status, calls = self._run('stack', 'post-config', virt_driver='fake',
+                                  services='n-cpu,ha-guest-compute,ha-guest-controller')
+        self.assertEqual(0, status)
+        sinks = [call[4] for call in calls if call[0] == 'iniset' and call[3] == 'fault_sinks']
+        self.assertEqual(['log,notifications,recovery'], sinks)
+        self.assertNotIn('compute_driver', [call[3] for call in calls if call[0] == 'iniset'])
+        self.assertIn('warn', [call[0] for call in calls])
+
+    def test_extra_starts_services_and_loads_template(self) -> None:
+        status, calls = self._run('stack', 'extra',
+                                  services='n-cpu,vitrage-graph,ha-guest-compute,ha-guest-controller')
+        self.assertEqual(0, status)
+        started = [call[1] for call in calls if call[0] == 'run_process']
+        self.assertEqual(['ha-guest-controller', 'ha-guest-compute'], started)
+        self.assertIn('vitrage', [call[0] for call in calls])
+        # No agent without nova-compute on the host.
+        status, calls = self._run('stack', 'extra', services='ha-guest-compute,ha-guest-controller')
+        self.assertEqual(['ha-guest-controller'], [call[1] for call in calls if call[0] == 'run_process'])
+
+    def test_unstack_and_clean(self) -> None:
+        services = 'n-cpu,ha-guest-compute,ha-guest-controller'
+        status, calls = self._run('unstack', services=services)
+        self.assertEqual(0, status)
+        self.assertEqual(['ha-guest-compute', 'ha-guest-controller'],
+                         [call[1] for call in calls if call[0] == 'stop_process'])
+        status, calls = self._run('clean', services=services)
+        self.assertIn(['sudo', 'rm', '-rf', '/etc/ha_guest', '/opt/stack/data/ha_guest'], calls)
+
+    def test_refuses_to_run_before_vitrage(self) -> None:
+        status, calls = self._run('stack', 'install', plugins=',ha_guest,vitrage',
+                                  services='vitrage-graph,ha-guest-controller')
+        self.assertEqual(1, status)
+        self.assertEqual('die', calls[-1][0])
