@@ -19,19 +19,9 @@ from ha_guest.vitrage.datasources.ha_guest.properties import AlarmField, FaultFi
 
 LOG = log.getLogger(__name__)
 
-# Fault fields shown on the alarm vertex (vitrage alarm show / the UI).
-_METADATA_FIELDS = (
-    FaultField.INSTANCE_UUID,
-    FaultField.HOST,
-    FaultField.INCIDENT_ID,
-    FaultField.KIND,
-    FaultField.REASON,
-    FaultField.DETECTED_AT,
-    FaultField.INTERVAL_MS,
-    FaultField.MISSES,
-    FaultField.CLEARED_AT,
-    FaultField.CLEARED_BY,
-)
+# Fault fields shown on the alarm vertex (vitrage alarm show / the UI): all the
+# alarm carries but its state, which the vertex holds as an alarm state already.
+_METADATA_FIELDS = tuple(field for field in props.FAULT_FIELDS if field != FaultField.STATE)
 
 
 class HAGuestTransformer(AlarmTransformerBase):
