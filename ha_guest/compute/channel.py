@@ -46,6 +46,7 @@ class ChannelSettings:
     hello_retry_s: float = 1.0
     reconnect_min_s: float = 0.1
     reconnect_max_s: float = 2.0
+    channel_loss_grace_s: float = 0.5
     guest_frame_rate: float = limits.GUEST_FRAME_RATE
     guest_frame_burst: int = limits.GUEST_FRAME_BURST
     write_buffer_limit: int = 65536
@@ -180,8 +181,11 @@ class GuestChannel(asyncio.BufferedProtocol):
         self._cancel_timer()
         if self._closing:
             return
-        # The monitor keeps counting misses: a channel that vanished while the
-        # domain runs is not an excuse. Discovery says when it does not run.
+        # A channel that vanished while the domain runs is a fault, but the
+        # socket usually goes because the domain stopped: give discovery the
+        # grace period to say so before misses count again.
+        if self.monitor is not None:
+            self.monitor.hold_verdicts(self.loop.time() + self.settings.channel_loss_grace_s)
         self._log.log(logging.INFO, "%s: channel closed (%s); reconnecting", self.instance_uuid,
                       exc or "end of file")
         self._schedule_reconnect()

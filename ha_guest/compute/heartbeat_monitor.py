@@ -150,6 +150,7 @@ class GuestMonitor:
     # have been lost with the previous process (the controller dedupes).
     _reconfirm: bool = False
     _deferred: bool = False  # the current verdict was put off once already
+    _hold_until: float = float("-inf")  # no misses are counted before this time
 
     def register(self, interval_ms: int, now: float) -> int:
         """Start (or restart) watching with the granted interval; return it."""
@@ -168,7 +169,7 @@ class GuestMonitor:
         """Count a miss if the last challenge is unanswered, send the next one."""
         if self.state not in WATCHED or self.next_due is None:
             return None
-        if self._nonce is not None:
+        if self._nonce is not None and now >= self._hold_until:
             late = self.policy.late_s
             if late is not None and not self._deferred and now - self.next_due > late:
                 self._deferred = True
@@ -186,6 +187,10 @@ class GuestMonitor:
         due = self.next_due + step
         self.next_due = due if due > now else now + step
         return self.next_due
+
+    def hold_verdicts(self, until: float) -> None:
+        """Count no miss before ``until`` (the channel dropped; discovery may yet explain why)."""
+        self._hold_until = max(self._hold_until, until)
 
     def _count_miss(self, now: float) -> None:
         self.stats.misses += 1

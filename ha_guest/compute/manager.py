@@ -109,6 +109,7 @@ class ComputeManager:
         self.settings = ChannelSettings(
             miss_threshold=opts.miss_threshold, hello_retry_s=opts.hello_retry_s,
             reconnect_min_s=opts.reconnect_min_s, reconnect_max_s=max(opts.reconnect_min_s, opts.reconnect_max_s),
+            channel_loss_grace_s=opts.channel_loss_grace_s,
             guest_frame_rate=opts.guest_frame_rate, guest_frame_burst=opts.guest_frame_burst,
             write_buffer_limit=opts.write_buffer_limit)
         self.reporter = Reporter(controller, queue_size=opts.report_queue_size)

@@ -54,6 +54,12 @@ OPTS = [
         "reconnect_max_s", default=2.0, min=0.01, max=300.0,
         help="Longest delay between reconnection attempts to a channel socket, in seconds."),
     cfg.FloatOpt(
+        "channel_loss_grace_s", default=0.5, min=0.0, max=60.0,
+        help="After a channel socket drops, misses are not counted for this long, in seconds, so that "
+             "discovery can first report the domain stopped, paused or migrating (the directory driver polls "
+             "every directory_poll_s). A domain still running after that is watched as before, so a QEMU that "
+             "vanished is a fault this much later. A connected but hung guest is not affected."),
+    cfg.FloatOpt(
         "hello_retry_s", default=1.0, min=0.1, max=60.0,
         help="Re-send hello this often until the guest acknowledges it, in seconds."),
     cfg.IntOpt(

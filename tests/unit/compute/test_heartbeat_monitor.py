@@ -394,3 +394,29 @@ class TestNonces(testtools.TestCase):
         self.assertEqual(3000, len(set(nonces)))
         self.assertTrue(all(len(n) == 16 for n in nonces))
         int("".join(nonces), 16)
+
+
+class TestHoldVerdicts(testtools.TestCase):
+    """A dropped channel gives discovery a grace period before misses count."""
+
+    def test_no_miss_counted_while_held_then_fault(self) -> None:
+        h = Harness()
+        h.register(100)
+        h.run(0.3, answer="healthy")
+        h.monitor.hold_verdicts(h.now + 0.5)
+        h.run(0.45)  # silent, but held
+        self.assertEqual([], h.kinds(EventKind.FAULT))
+        self.assertEqual(0, h.monitor.stats.misses)
+        h.run(0.25)  # the hold is over: the first unanswered challenge is a miss
+        self.assertEqual(1, len(h.kinds(EventKind.FAULT)))
+
+    def test_suspend_during_hold_means_no_fault(self) -> None:
+        h = Harness()
+        h.register(100)
+        h.run(0.3, answer="healthy")
+        h.monitor.hold_verdicts(h.now + 0.5)
+        h.run(0.2)
+        h.monitor.suspend(h.now)  # discovery: the domain is paused
+        h.run(1.0)
+        self.assertEqual([], h.kinds(EventKind.FAULT))
+        self.assertEqual(GuestState.SUSPENDED, h.monitor.state)
