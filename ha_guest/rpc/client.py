@@ -39,7 +39,9 @@ class RPCClientBase:
         return bool(self._client.can_send_version(version))
 
     def _prepare(self, version: str, **kwargs: Any) -> Any:
-        # oslo.messaging raises RPCVersionCapError itself when version > cap.
+        # oslo.messaging raises RPCVersionCapError itself when version > cap. A None
+        # timeout or retry means "the client's default" here, not oslo's "forever".
+        kwargs = {name: value for name, value in kwargs.items() if value is not None}
         return self._client.prepare(version=version, **kwargs)
 
     def close(self) -> None:

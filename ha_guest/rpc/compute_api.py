@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import oslo_messaging
 from oslo_config import cfg
 
+from ha_guest.rpc import sgm_payloads
 from ha_guest.rpc.client import RPCClientBase
 from ha_guest.rpc.transport import Context, context_dict
 
 #: Version of the compute agent's RPC endpoint (and newest version ComputeAPI sends).
-COMPUTE_API_VERSION = '1.0'
+COMPUTE_API_VERSION = '1.1'
 
 
 def compute_server_target(conf: cfg.ConfigOpts, host: Optional[str] = None) -> oslo_messaging.Target:
@@ -25,6 +26,7 @@ class ComputeAPI(RPCClientBase):
     API version history:
 
     * 1.0 - request_state_report
+    * 1.1 - sgm_deliver, sgm_notify, sgm_nack (server group messaging, cast to one host)
     """
 
     VERSION = COMPUTE_API_VERSION
@@ -39,3 +41,22 @@ class ComputeAPI(RPCClientBase):
         """Ask every compute agent for a state report now (fanout cast)."""
         cctxt = self._prepare('1.0', fanout=True)
         cctxt.cast(context_dict(ctxt), 'request_state_report')
+
+    def sgm_deliver(self, ctxt: Context, host: str, deliveries: list[dict[str, Any]],
+                    retry: Optional[int] = None) -> None:
+        """Hand broadcasts to the compute agent of ``host`` for its recipients (one cast)."""
+        cctxt = self._prepare('1.1', server=host, retry=retry)
+        cctxt.cast(context_dict(ctxt), 'sgm_deliver',
+                   deliveries=[sgm_payloads.delivery(item) for item in deliveries])
+
+    def sgm_notify(self, ctxt: Context, host: str, notifications: list[dict[str, Any]],
+                   retry: Optional[int] = None) -> None:
+        """Hand peer state changes to the compute agent of ``host`` for its recipients (one cast)."""
+        cctxt = self._prepare('1.1', server=host, retry=retry)
+        cctxt.cast(context_dict(ctxt), 'sgm_notify',
+                   notifications=[sgm_payloads.notification(item) for item in notifications])
+
+    def sgm_nack(self, ctxt: Context, host: str, nacks: list[dict[str, Any]], retry: Optional[int] = None) -> None:
+        """Tell the compute agent of ``host`` that broadcasts of its guests were refused (one cast)."""
+        cctxt = self._prepare('1.1', server=host, retry=retry)
+        cctxt.cast(context_dict(ctxt), 'sgm_nack', nacks=[sgm_payloads.nack(item) for item in nacks])

@@ -7,12 +7,12 @@ from typing import Any, Optional
 import oslo_messaging
 from oslo_config import cfg
 
-from ha_guest.rpc import payloads
+from ha_guest.rpc import payloads, sgm_payloads
 from ha_guest.rpc.client import RPCClientBase
 from ha_guest.rpc.transport import Context, context_dict
 
 #: Version of the controller's RPC endpoint (and newest version ControllerAPI sends).
-CONTROLLER_API_VERSION = '1.0'
+CONTROLLER_API_VERSION = '1.1'
 
 
 def controller_server_target(conf: cfg.ConfigOpts, host: Optional[str] = None) -> oslo_messaging.Target:
@@ -26,6 +26,7 @@ class ControllerAPI(RPCClientBase):
     API version history:
 
     * 1.0 - report_fault, report_recovery, report_exit, report_state, list_faults
+    * 1.1 - sgm_broadcast, sgm_status (server group messaging)
     """
 
     VERSION = CONTROLLER_API_VERSION
@@ -61,3 +62,17 @@ class ControllerAPI(RPCClientBase):
         """Return the active faults (of one instance if given), each with "state": "active"."""
         cctxt = self._prepare('1.0')
         return cctxt.call(context_dict(ctxt), 'list_faults', instance_uuid=instance_uuid)
+
+    def sgm_broadcast(self, ctxt: Context, broadcasts: list[dict[str, Any]], retry: Optional[int] = None) -> None:
+        """Hand a batch of guest broadcasts to a controller (cast); ``retry`` bounds reconnection attempts."""
+        cctxt = self._prepare('1.1', retry=retry)
+        cctxt.cast(context_dict(ctxt), 'sgm_broadcast',
+                   broadcasts=[sgm_payloads.broadcast(item) for item in broadcasts])
+
+    def sgm_status(self, ctxt: Context, instance_uuid: str, timeout: Optional[float] = None,
+                   retry: Optional[int] = None) -> dict[str, Any]:
+        """Return the Nova state of every member of the instance's group: {"members": [...]} or {"nack": ...}."""
+        cctxt = self._prepare('1.1', timeout=timeout, retry=retry)
+        answer = cctxt.call(context_dict(ctxt), 'sgm_status',
+                            instance_uuid=sgm_payloads.canonical_uuid(instance_uuid, 'instance_uuid'))
+        return sgm_payloads.status_answer(answer)

@@ -12,7 +12,8 @@ Contract (drivers and the listener both rely on it):
   observed the changes; the listener is thread-safe and never blocks (the
   compute agent hands each call to its event loop).
 * ``channel_added`` for an instance that is already known is an update (for
-  example a new socket path after a restart of the domain); ``suspended``
+  example a new socket path after a restart of the domain, or other
+  ``features`` after a resize to another flavor); ``suspended``
   says whether the instance cannot run at the moment it is added (a paused
   domain, an incoming migration), so no miss is counted in between.
 * ``instance_suspended`` / ``instance_resumed``: the domain is paused,
@@ -27,6 +28,7 @@ Contract (drivers and the listener both rely on it):
 from __future__ import annotations
 
 import abc
+import dataclasses
 from typing import Protocol
 
 from oslo_config import cfg
@@ -38,11 +40,25 @@ SHUTTING_DOWN = "shutting_down"
 SUSPENDED = "suspended"
 
 
+@dataclasses.dataclass(frozen=True)
+class Features:
+    """What an instance's flavor (or image) enabled on its channel."""
+
+    heartbeat: bool = True
+    server_group_messaging: bool = False
+
+
+#: A channel that says nothing about its features (a domain defined before
+#: ha_guest wrote them): heartbeat only, as every channel meant before.
+LEGACY_FEATURES = Features()
+
+
 class DiscoveryListener(Protocol):
     """What a discovery driver tells the compute agent; callable from any thread."""
 
-    def channel_added(self, instance_uuid: str, socket_path: str, suspended: bool = False) -> None:
-        """An instance has a channel whose host socket is ``socket_path``."""
+    def channel_added(self, instance_uuid: str, socket_path: str, suspended: bool = False,
+                      features: Features = LEGACY_FEATURES) -> None:
+        """An instance has a channel whose host socket is ``socket_path``, with these ``features``."""
 
     def channel_removed(self, instance_uuid: str) -> None:
         """The instance's channel is gone for good (domain stopped or left the host)."""
