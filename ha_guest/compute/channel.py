@@ -4,7 +4,9 @@ A ``GuestChannel`` is the asyncio protocol of every connection to one
 instance's host socket (QEMU listens, we connect as a client). It speaks the
 host side of the protocol (doc/source/protocol.rst) and hands heartbeat
 answers to the instance's GuestMonitor; the monitor, driven by the agent's
-single scheduler tick, sends challenges through ``send_challenge``.
+single scheduler tick, sends challenges through ``send_challenge``. Server
+group messaging requests go to the ``sgm`` hook (the SgmRelay); heartbeat
+frames of an instance whose flavor has heartbeat off get ``not_enabled``.
 
 Whatever a guest sends, the damage stays on its own channel: no exception
 leaves a callback, error replies and log lines are rate-limited, frames over
@@ -18,9 +20,10 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any, List, Optional, Union
+from typing import Any, Callable, List, Optional, Union
 
 from ha_guest.compute import fastpath
+from ha_guest.compute.discovery.base import LEGACY_FEATURES, Features
 from ha_guest.compute.heartbeat_monitor import WATCHED, GuestMonitor, GuestState
 from ha_guest.compute.log_gate import LogGate
 from ha_guest.compute.scheduler import TickScheduler
@@ -69,6 +72,9 @@ class GuestChannel(asyncio.BufferedProtocol):
         self.scheduler = scheduler
         self.settings = settings
         self.monitor: Optional[GuestMonitor] = None  # set by the owner right after construction
+        self.features: Features = LEGACY_FEATURES  # what the instance's flavor enabled (discovery says)
+        #: Serves sgm/broadcast and sgm/status_request (the SgmRelay); None: SGM answered not_enabled.
+        self.sgm: Optional[Callable[["GuestChannel", Envelope, Message], None]] = None
         self.codec = ChannelCodec(HOST)
         self.transport: Optional[asyncio.Transport] = None
         self.hello_acked = False
@@ -96,6 +102,16 @@ class GuestChannel(asyncio.BufferedProtocol):
     def connected(self) -> bool:
         """Whether a connection to the host socket is open."""
         return self.transport is not None
+
+    @property
+    def session(self) -> Optional[str]:
+        """The current session id, None while disconnected."""
+        return self.codec.session if self.transport is not None else None
+
+    @property
+    def sgm_enabled(self) -> bool:
+        """Whether the instance's flavor enabled server group messaging."""
+        return self.features.server_group_messaging
 
     def start(self) -> None:
         """Connect now (and keep reconnecting until close())."""
@@ -309,8 +325,7 @@ class GuestChannel(asyncio.BufferedProtocol):
         elif monitor.state in WATCHED:
             monitor.response(match.group(4).decode("ascii"), True, "", now)
         elif monitor.state != GuestState.SUSPENDED:
-            self._reply_error(errors.ProtocolError(errors.NOT_REGISTERED, "not registered in this session",
-                                                   int(match.group(2))))
+            self._not_watched(int(match.group(2)))
         return True
 
     def _receive_frames(self, items: List[Union[Envelope, errors.ProtocolError]]) -> None:
@@ -357,8 +372,14 @@ class GuestChannel(asyncio.BufferedProtocol):
         if monitor.state in WATCHED:
             monitor.response(message.nonce, message.health == heartbeat.HEALTHY, message.reason, now)
         elif monitor.state != GuestState.SUSPENDED:
-            self._reply_error(errors.ProtocolError(errors.NOT_REGISTERED, "not registered in this session",
-                                                   env.seq))
+            self._not_watched(env.seq)
+
+    def _not_watched(self, ref: Optional[int]) -> None:
+        if self.features.heartbeat:
+            self._reply_error(errors.ProtocolError(errors.NOT_REGISTERED, "not registered in this session", ref))
+        else:
+            self._reply_error(errors.ProtocolError(errors.NOT_ENABLED, "heartbeat is not enabled for this instance",
+                                                   ref))
 
     def _dispatch(self, env: Envelope, now: float) -> None:
         message = env.message
@@ -370,7 +391,9 @@ class GuestChannel(asyncio.BufferedProtocol):
             if self.hello_acked or now - self._hello_sent_at >= self.settings.hello_retry_s:
                 self._send_hello()
         elif isinstance(message, heartbeat.Init):
-            if monitor is not None:
+            if not self.features.heartbeat:
+                self._not_watched(env.seq)
+            elif monitor is not None:
                 interval = monitor.register(message.interval_ms, now)
                 self.scheduler.schedule(monitor)
                 self.send(heartbeat.InitAck(interval, self.settings.miss_threshold))
@@ -384,9 +407,12 @@ class GuestChannel(asyncio.BufferedProtocol):
             self._log.log(logging.WARNING, "%s: guest reported %s: %s (ref_seq %s)", self.instance_uuid,
                           message.code, message.detail, message.ref_seq)
         elif isinstance(message, (sgm.Broadcast, sgm.StatusRequest)):
-            self.send(sgm.Nack(env.seq, sgm.NACK_NOT_ENABLED, "server group messaging is not enabled"))
+            if self.sgm is not None:
+                self.sgm(self, env, message)
+            else:
+                self.send(sgm.Nack(env.seq, sgm.NACK_NOT_ENABLED, "server group messaging is not enabled"))
         elif isinstance(message, heartbeat.Response):
-            self._reply_error(errors.ProtocolError(errors.NOT_REGISTERED, "not registered", env.seq))
+            self._not_watched(env.seq)
 
     def _on_hello_ack(self, env: Envelope, message: HelloAck) -> None:
         if not versioning.MIN_VERSION <= message.version <= versioning.MAX_VERSION:

@@ -9,9 +9,12 @@ Threads and what they own:
   which hand each call to the loop with ``call_soon_threadsafe``;
 * the reporter thread: oslo.messaging calls to the controller, fed by a
   bounded queue (reporter.py);
+* the server group messaging sender's threads (sgm_sender.py): broadcasts
+  and status calls to the controllers; answers come back to the loop, where
+  the SgmRelay (sgm_relay.py) writes them to the channels;
 * the state store's writer thread (state_store.py);
-* the RPC server's threads (ComputeEndpoint), which also only schedule work
-  on the loop.
+* the RPC server's threads (endpoint.ComputeEndpoint), which also only
+  schedule work on the loop.
 """
 
 from __future__ import annotations
@@ -25,16 +28,18 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, TypeVar
 
-import oslo_messaging
 from oslo_config import cfg
 from stevedore import driver as stevedore_driver
 
 from ha_guest.compute.channel import ChannelSettings, GuestChannel
-from ha_guest.compute.discovery.base import DiscoveryDriver
+from ha_guest.compute.discovery.base import LEGACY_FEATURES, DiscoveryDriver, Features
+from ha_guest.compute.endpoint import ComputeEndpoint
 from ha_guest.compute.fastpath import read_buffer
 from ha_guest.compute.heartbeat_monitor import EventKind, GuestMonitor, GuestState, HeartbeatPolicy, MonitorEvent
 from ha_guest.compute.reporter import ControllerClient, Reporter
 from ha_guest.compute.scheduler import TickScheduler
+from ha_guest.compute.sgm_relay import SgmRelay
+from ha_guest.compute.sgm_sender import SgmControllerClient, SgmSender
 from ha_guest.compute.state_store import Record, StateStore
 
 LOG = logging.getLogger(__name__)
@@ -51,6 +56,7 @@ SAVE_DELAY_S = 0.1
 _PERSISTED = frozenset([GuestState.HEALTHY, GuestState.UNHEALTHY, GuestState.FAILED])
 
 T = TypeVar("T")
+__all__ = ["ComputeEndpoint", "ComputeManager", "InstanceStats"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +71,8 @@ class InstanceStats:
     max_rtt_ms: float
     #: Whether the compute agent is connected to the instance's channel socket now.
     connected: bool
+    #: What the instance's flavor enabled.
+    features: Features = LEGACY_FEATURES
 
 
 class _Instance:
@@ -81,7 +89,7 @@ class _Instance:
         """Return this instance's InstanceStats (on the loop)."""
         monitor, stats = self.monitor, self.monitor.stats
         return InstanceStats(monitor.state, monitor.interval_ms, stats.challenges, stats.responses, stats.misses,
-                             stats.max_rtt * 1000.0, self.channel.connected)
+                             stats.max_rtt * 1000.0, self.channel.connected, self.channel.features)
 
 
 def load_discovery(conf: cfg.ConfigOpts, listener: Any) -> DiscoveryDriver:
@@ -98,7 +106,9 @@ class ComputeManager:
     """Runs the compute agent; also the discovery listener (thread-safe)."""
 
     def __init__(self, conf: cfg.ConfigOpts, controller: ControllerClient, host: Optional[str] = None,
-                 discovery: Optional[Callable[[cfg.ConfigOpts, Any], DiscoveryDriver]] = None) -> None:
+                 discovery: Optional[Callable[[cfg.ConfigOpts, Any], DiscoveryDriver]] = None,
+                 sgm_client: Optional[SgmControllerClient] = None) -> None:
+        """``sgm_client`` defaults to ``controller`` (ha_guest.rpc's ControllerAPI serves both)."""
         opts = conf.compute
         self.conf = conf
         self.host = host or conf.host
@@ -129,6 +139,12 @@ class ComputeManager:
         self._report_handle: Optional[asyncio.TimerHandle] = None
         self._save_handle: Optional[asyncio.TimerHandle] = None
         self._stopped = False
+        self.sgm_sender = SgmSender(
+            sgm_client or controller,  # type: ignore[arg-type]
+            self._sgm_sender_failed,
+            queue_size=opts.sgm_queue_size, status_timeout_s=opts.sgm_status_timeout_s,
+            status_workers=opts.sgm_status_workers, batch_window_s=opts.sgm_batch_window_ms / 1000.0)
+        self.sgm_relay = SgmRelay(self.loop, self.host, self.sgm_sender, self._channel_of)
 
     # -- lifecycle (any thread but the loop's) ------------------------------------------------
 
@@ -138,6 +154,7 @@ class ComputeManager:
         if self._restored:
             LOG.info("restored %d registered instance(s) from %s", len(self._restored), self.store.path)
         self.reporter.start()
+        self.sgm_sender.start()
         self.store.start()
         self._thread.start()
         self.call(self._start_on_loop)
@@ -167,6 +184,7 @@ class ComputeManager:
         if not self._thread.is_alive() and not self.loop.is_closed():
             self.loop.close()
         self.store.stop(final=records)
+        self.sgm_sender.stop(min(flush_timeout, 1.0))
         self.reporter.stop(flush_timeout)
         LOG.info("compute agent stopped")
 
@@ -230,9 +248,10 @@ class ComputeManager:
 
     # -- discovery listener (any thread) -------------------------------------------------------
 
-    def channel_added(self, instance_uuid: str, socket_path: str, suspended: bool = False) -> None:
+    def channel_added(self, instance_uuid: str, socket_path: str, suspended: bool = False,
+                      features: Features = LEGACY_FEATURES) -> None:
         """Discovery: an instance has a channel."""
-        self.loop.call_soon_threadsafe(self._on_channel_added, instance_uuid, socket_path, suspended)
+        self.loop.call_soon_threadsafe(self._on_channel_added, instance_uuid, socket_path, suspended, features)
 
     def channel_removed(self, instance_uuid: str) -> None:
         """Discovery: an instance's channel is gone."""
@@ -250,12 +269,25 @@ class ComputeManager:
         """Send a state report now (the controller asked; any thread)."""
         self.loop.call_soon_threadsafe(self._send_state_report)
 
+    def sgm_call(self, method: str, items: List[Dict[str, Any]]) -> None:
+        """Hand checked deliveries, notifications or nacks to the relay on the loop (any thread)."""
+        self.loop.call_soon_threadsafe(getattr(self.sgm_relay, method), items)
+
+    def _sgm_sender_failed(self, broadcasts: List[Dict[str, Any]], why: str) -> None:
+        self.loop.call_soon_threadsafe(self.sgm_relay.sender_failed, broadcasts, why)
+
+    def _channel_of(self, instance_uuid: str) -> Optional[GuestChannel]:
+        instance = self.instances.get(instance_uuid)
+        return instance.channel if instance is not None else None
+
     # -- loop side -----------------------------------------------------------------------------
 
-    def _on_channel_added(self, instance_uuid: str, path: str, suspended: bool) -> None:
+    def _on_channel_added(self, instance_uuid: str, path: str, suspended: bool,
+                          features: Features = LEGACY_FEATURES) -> None:
         now = self.loop.time()
         instance = self.instances.get(instance_uuid)
         if instance is not None:
+            self._set_features(instance, features)
             instance.channel.set_path(path)
             if suspended:
                 self._on_suspended(instance_uuid, "suspended")
@@ -265,10 +297,12 @@ class ComputeManager:
         channel = GuestChannel(self.loop, instance_uuid, path, self.scheduler, self.settings, self._buffer)
         monitor = GuestMonitor(instance_uuid, channel.send_challenge, self._on_monitor_event, self.policy)
         channel.monitor = monitor
+        channel.features = features
+        channel.sgm = self.sgm_relay.on_request
         instance = _Instance(channel, monitor)
         self.instances[instance_uuid] = instance
         record = self._restored.pop(instance_uuid, None)
-        if record is not None and record["state"] in _PERSISTED:
+        if record is not None and record["state"] in _PERSISTED and features.heartbeat:
             monitor.restore(record["interval_ms"], record["incident_id"], record["fault_kind"],
                             record["reason"] or "", now, self.conf.compute.restart_grace_s)
             self.scheduler.schedule(monitor)
@@ -277,8 +311,20 @@ class ComputeManager:
         if suspended:
             instance.suspended = "suspended"
             monitor.suspend(now)
-        LOG.info("%s: channel found at %s%s", instance_uuid, path, " (suspended)" if suspended else "")
+        LOG.info("%s: channel found at %s%s (heartbeat %s, server group messaging %s)", instance_uuid, path,
+                 " (suspended)" if suspended else "", "on" if features.heartbeat else "off",
+                 "on" if features.server_group_messaging else "off")
         self._to_connect.append(channel)
+
+    def _set_features(self, instance: _Instance, features: Features) -> None:
+        if features == instance.channel.features:
+            return
+        instance.channel.features = features
+        LOG.info("%s: heartbeat %s, server group messaging %s now", instance.channel.instance_uuid,
+                 "on" if features.heartbeat else "off", "on" if features.server_group_messaging else "off")
+        if not features.heartbeat:
+            instance.monitor.unregister()  # an open fault stays open until the controller's reconciliation
+            self._state_changed()
 
     def _on_channel_removed(self, instance_uuid: str) -> None:
         instance = self.instances.pop(instance_uuid, None)
@@ -286,6 +332,7 @@ class ComputeManager:
             return
         instance.channel.close()
         instance.monitor.unregister()  # its heap entry goes stale
+        self.sgm_relay.forget(instance_uuid)
         LOG.info("%s: channel removed, monitoring ended", instance_uuid)
         self._state_changed()
 
@@ -386,17 +433,6 @@ class ComputeManager:
             for name in ("challenges", "responses", "late_responses", "misses"):
                 totals[name] = totals.get(name, 0) + getattr(stats, name)
         totals["reporter"] = dict(self.reporter.counters)
+        totals["sgm"] = self.sgm_relay.stats()
         return totals
 
-
-class ComputeEndpoint:
-    """RPC endpoint of the ComputeAPI (topic [rpc] compute_topic, server = host)."""
-
-    target = oslo_messaging.Target(version="1.0")
-
-    def __init__(self, manager: ComputeManager) -> None:
-        self.manager = manager
-
-    def request_state_report(self, ctxt: Any) -> None:
-        """The controller wants every compute agent's state now."""
-        self.manager.request_state_report()

@@ -21,7 +21,9 @@ OPTS = [
     cfg.StrOpt(
         "directory_path", default="/var/lib/ha_guest/channels",
         help="Folder watched by the directory driver: <instance-uuid>.sock is a channel's host socket, "
-             "<instance-uuid>.suspended marks a paused or migrating instance."),
+             "<instance-uuid>.suspended marks a paused or migrating instance, and <instance-uuid>.features "
+             "holds the instance's features as JSON {\"heartbeat\": true, \"server_group_messaging\": false} "
+             "(at most 4096 bytes; without it, or when it is unusable, the channel is heartbeat-only)."),
     cfg.FloatOpt(
         "directory_poll_s", default=0.2, min=0.05, max=10.0,
         help="How often the directory driver looks at directory_path, in seconds."),
@@ -83,6 +85,23 @@ OPTS = [
     cfg.IntOpt(
         "guest_frame_burst", default=limits.GUEST_FRAME_BURST, min=1, max=100000,
         help="Frames a guest may send at once before guest_frame_rate applies."),
+    cfg.IntOpt(
+        "sgm_queue_size", default=10000, min=10, max=1000000,
+        help="Server group messaging: guest broadcasts waiting to be handed to a controller. When full, "
+             "a new broadcast is answered with nack unavailable."),
+    cfg.FloatOpt(
+        "sgm_status_timeout_s", default=2.5, min=0.1, max=60.0,
+        help="Server group messaging: how long a guest's status_request waits for a controller's answer, "
+             "in seconds, before the guest gets nack unavailable."),
+    cfg.IntOpt(
+        "sgm_status_workers", default=4, min=1, max=64,
+        help="Server group messaging: status requests this agent has in flight to the controllers at "
+             "once; more wait in a bounded queue (full: nack unavailable)."),
+    cfg.FloatOpt(
+        "sgm_batch_window_ms", default=2.0, min=0.0, max=100.0,
+        help="Server group messaging: after handing a batch of broadcasts to a controller, wait this long, "
+             "in milliseconds, before the next cast, so that under load one cast carries many broadcasts. "
+             "An idle agent sends a broadcast at once."),
     cfg.IntOpt(
         "write_buffer_limit", default=65536, min=4096, max=16777216,
         help="Bytes the agent may hold unsent for one channel; a guest that stops reading beyond "

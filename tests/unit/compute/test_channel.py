@@ -7,6 +7,7 @@ import contextlib
 from typing import Any, AsyncIterator, Optional, Tuple
 
 from ha_guest.compute.channel import ChannelSettings
+from ha_guest.compute.discovery.base import Features
 from ha_guest.compute.heartbeat_monitor import EventKind, GuestState, HeartbeatPolicy
 from ha_guest.protocol import errors, heartbeat, sgm
 from ha_guest.protocol.envelope import decode, encode_message
@@ -182,6 +183,36 @@ class TestHeartbeat(ChannelTestCase):
                 nacks = guest.of_type(sgm.Nack)
                 self.assertEqual([(first, sgm.NACK_NOT_ENABLED), (second, sgm.NACK_NOT_ENABLED)],
                                  [(n.ref_seq, n.reason) for n in nacks])
+        self.run_async(scenario())
+
+    def test_heartbeat_off_is_never_watched(self) -> None:
+        async def scenario() -> None:
+            async with self.connected(interval_ms=100) as (guest, h):
+                h.channel.features = Features(heartbeat=False, server_group_messaging=True)  # before any I/O
+                await wait_until(lambda: guest.of_type(Error), what="an error for the init")
+                error = guest.of_type(Error)[0]
+                self.assertEqual(errors.NOT_ENABLED, error.code)
+                seq = guest.send(heartbeat.Response("abcdef0123456789", "healthy", ""))
+                await wait_until(lambda: len(guest.of_type(Error)) == 2, what="an error for the response")
+                self.assertEqual((errors.NOT_ENABLED, seq), (guest.of_type(Error)[1].code,
+                                                             guest.of_type(Error)[1].ref_seq))
+                await asyncio.sleep(0.35)  # three intervals: nothing is challenged, nothing is missed
+                self.assertEqual([], guest.of_type(heartbeat.Challenge))
+                self.assertEqual([], guest.of_type(heartbeat.InitAck))
+                self.assertEqual([], h.kinds(EventKind.FAULT))
+                self.assertEqual(GuestState.UNREGISTERED, h.monitor.state)
+        self.run_async(scenario())
+
+    def test_sgm_requests_go_to_the_relay_hook(self) -> None:
+        async def scenario() -> None:
+            seen: list = []
+            async with self.connected() as (guest, h):
+                h.channel.sgm = lambda channel, env, message: seen.append((channel, env.seq, message))
+                await wait_until(lambda: h.channel.hello_acked, what="session")
+                seq = guest.send(sgm.Broadcast(b"hi"))
+                await wait_until(lambda: seen, what="the hook")
+                self.assertEqual([(h.channel, seq, sgm.Broadcast(b"hi"))], seen)
+                self.assertEqual([], guest.of_type(sgm.Nack))
         self.run_async(scenario())
 
 

@@ -14,6 +14,7 @@ from tests.messaging import ConfFixture
 from tests.unit.rpc.test_payloads import FAULT
 
 TIMEOUT = 5.0
+SENDER = '6b3c1f0e-2a4d-4c8e-9f17-5d2b8a0c4e91'
 
 
 class RecordingControllerEndpoint:
@@ -43,6 +44,13 @@ class RecordingControllerEndpoint:
             raise rpc.InvalidPayload('bad instance')
         return [dict(FAULT, state='active')]
 
+    def sgm_broadcast(self, ctxt: dict[str, Any], broadcasts: list[dict[str, Any]]) -> None:
+        self.calls.put(('sgm_broadcast', {'broadcasts': broadcasts}))
+
+    def sgm_status(self, ctxt: dict[str, Any], instance_uuid: str) -> dict[str, Any]:
+        self.calls.put(('sgm_status', {'instance_uuid': instance_uuid}))
+        return {'members': [{'uuid': instance_uuid, 'state': 'active', 'power_state': 'running', 'extra': 1}]}
+
 
 class RecordingComputeEndpoint:
     target = oslo_messaging.Target(version=rpc.COMPUTE_API_VERSION)
@@ -53,6 +61,9 @@ class RecordingComputeEndpoint:
 
     def request_state_report(self, ctxt: dict[str, Any]) -> None:
         self.calls.put(self.name)
+
+    def sgm_deliver(self, ctxt: dict[str, Any], deliveries: list[dict[str, Any]]) -> None:
+        self.calls.put('%s sgm_deliver %s' % (self.name, deliveries[0]['recipients']))
 
 
 class RPCTestCase(testtools.TestCase):
@@ -86,7 +97,7 @@ class TestControllerAPI(RPCTestCase):
         target = rpc.controller_server_target(self.conf)
         self.assertEqual(self.conf.rpc.controller_topic, target.topic)
         self.assertEqual('test-host', target.server)
-        self.assertEqual('1.0', rpc.ControllerAPI.VERSION)
+        self.assertEqual('1.1', rpc.ControllerAPI.VERSION)
 
     def test_report_fault_sends_exact_payload(self) -> None:
         result = self.api.report_fault({'request_id': 'req-1'}, dict(FAULT, extra=1))
@@ -134,6 +145,21 @@ class TestControllerAPI(RPCTestCase):
         api = rpc.ControllerAPI(self.conf, self.transport, server='nobody', timeout=0.2)
         self.assertRaises(oslo_messaging.MessagingTimeout, api.list_faults, None)
 
+    def test_sgm_broadcast_is_a_checked_cast(self) -> None:
+        item = {'sender': SENDER.upper(), 'host': 'cmp-1', 'session': 'abc', 'ref_seq': 3, 'payload': 'aGk=',
+                'stamp': 5, 'sent_at': 1.5, 'extra': 'dropped'}
+        self.assertIsNone(self.api.sgm_broadcast(None, [item]))
+        expected = dict(item, sender=SENDER)
+        del expected['extra']
+        self.assertEqual(('sgm_broadcast', {'broadcasts': [expected]}), self.next_call())
+        self.assertRaises(rpc.InvalidPayload, self.api.sgm_broadcast, None, [dict(item, payload='x' * 5000)])
+        self.assertRaises(rpc.InvalidPayload, self.api.sgm_broadcast, None, [dict(item, sender='me')])
+
+    def test_sgm_status_answer_is_checked(self) -> None:
+        answer = self.api.sgm_status(None, SENDER)
+        self.assertEqual({'members': [{'uuid': SENDER, 'state': 'active', 'power_state': 'running'}]}, answer)
+        self.assertEqual(('sgm_status', {'instance_uuid': SENDER}), self.next_call())
+
     def test_server_pins_one_controller(self) -> None:
         api = rpc.ControllerAPI(self.conf, self.transport, server='test-host')
         self.assertEqual([dict(FAULT, state='active')], api.list_faults(None))
@@ -143,9 +169,10 @@ class TestVersionCap(RPCTestCase):
 
     def test_no_cap_sends_newest(self) -> None:
         api = rpc.ControllerAPI(self.conf, self.transport)
-        self.assertEqual('1.0', api.version_cap)
+        self.assertEqual('1.1', api.version_cap)
         self.assertTrue(api.can_send_version('1.0'))
-        self.assertFalse(api.can_send_version('1.1'))
+        self.assertTrue(api.can_send_version('1.1'))
+        self.assertFalse(api.can_send_version('1.2'))
         self.assertFalse(api.can_send_version('2.0'))
 
     def test_cap_from_conf(self) -> None:
@@ -153,6 +180,14 @@ class TestVersionCap(RPCTestCase):
         self.conf.set_override('compute_version_cap', '1.0', group='rpc')
         self.assertEqual('1.0', rpc.ControllerAPI(self.conf, self.transport).version_cap)
         self.assertEqual('1.0', rpc.ComputeAPI(self.conf, self.transport).version_cap)
+
+    def test_cap_1_0_refuses_server_group_messaging(self) -> None:
+        self.conf.set_override('controller_version_cap', '1.0', group='rpc')
+        self.conf.set_override('compute_version_cap', '1.0', group='rpc')
+        self.assertRaises(oslo_messaging.RPCVersionCapError, rpc.ControllerAPI(self.conf, self.transport).sgm_status,
+                          None, SENDER)
+        self.assertRaises(oslo_messaging.RPCVersionCapError, rpc.ComputeAPI(self.conf, self.transport).sgm_nack,
+                          None, 'cmp-1', [])
 
     def test_cap_below_a_method_refuses_to_send(self) -> None:
         endpoint = RecordingControllerEndpoint()
@@ -180,6 +215,16 @@ class TestComputeAPI(RPCTestCase):
         rpc.ComputeAPI(self.conf, self.transport).request_state_report(None)
         got = sorted([calls.get(timeout=TIMEOUT), calls.get(timeout=TIMEOUT)])
         self.assertEqual(['cmp-a', 'cmp-b'], got)
+
+    def test_sgm_deliver_goes_to_one_host(self) -> None:
+        calls: queue.Queue[str] = queue.Queue()
+        for host in ('cmp-a', 'cmp-b'):
+            self.serve(rpc.compute_server_target(self.conf, host), RecordingComputeEndpoint(host, calls))
+        delivery = {'sender': SENDER, 'recipients': [SENDER.replace('1', '2')], 'payload': '', 'stamp': 1,
+                    'sent_at': 1.0}
+        rpc.ComputeAPI(self.conf, self.transport).sgm_deliver(None, 'cmp-b', [delivery])
+        self.assertEqual("cmp-b sgm_deliver ['%s']" % SENDER.replace('1', '2'), calls.get(timeout=TIMEOUT))
+        self.assertRaises(queue.Empty, calls.get, timeout=0.3)
 
     def test_target(self) -> None:
         target = rpc.compute_server_target(self.conf)
