@@ -9,10 +9,10 @@ Session flow: 50 ms after every open the agent sends base/hello_request,
 unless a hello came first or the open already ended (a port without a host
 reads EOF at once, and requests written then would reach the next host as a
 burst). Each host hello (the newest wins) is answered with hello_ack and,
-unless heartbeat is off, heartbeat/init. Without init_ack within 2 s the init is sent again, at
-most 3 more times per session; a base/error "not_registered" from the host
-sends it again too. SIGTERM/SIGINT sends heartbeat/exit when registered,
-waits up to 1 s for exit_ack and exits 0.
+unless heartbeat is off, heartbeat/init (registration.Registration: retries,
+not_registered, and not_enabled for an instance whose flavor has no
+heartbeat). SIGTERM/SIGINT sends heartbeat/exit when registered, waits up to
+1 s for exit_ack and exits 0.
 
 Logging: INFO only on state changes (channel found, session started,
 registered, overall health changed, host side gone), DEBUG per frame.
@@ -36,6 +36,7 @@ from ha_guest.guest.health import CheckRunner, HealthModel, ReportLimitError
 from ha_guest.guest.localapi import RequestError, ok
 from ha_guest.guest.logthrottle import BurstLog
 from ha_guest.guest.messaging import GroupMessaging
+from ha_guest.guest.registration import Registration
 from ha_guest.guest.transport import Channel, Connector, find_port
 from ha_guest.protocol import errors, heartbeat
 from ha_guest.protocol.codec import GUEST, ChannelCodec
@@ -48,8 +49,6 @@ from ha_guest.protocol.versioning import BASE_VERSION, negotiate
 
 LOG = logging.getLogger("ha_guest.guest.agent")  # not __name__: "__main__" under python -m
 
-INIT_RETRY_S = 2.0
-MAX_INIT_RETRIES = 3
 EXIT_ACK_TIMEOUT_S = 1.0
 EXIT_REASON = "agent stopping"
 # A port without a host reads EOF at once; waiting this long before asking
@@ -79,18 +78,14 @@ class Agent:
         self.checks = CheckRunner(self.health, cfg.checks)
         self.connector = Connector(resolve or self._resolve, self._on_open, self._on_data, self._on_lost)
         self.api = ApiServer(cfg.api_socket, self.dispatch, group=cfg.api_group) if cfg.api_socket else None
-        self.registered = False
-        self.interval_ms: Optional[int] = None
-        self.miss_threshold: Optional[int] = None
         self.counters: Dict[str, int] = collections.OrderedDict(
             (name, 0) for name in ("challenges", "responses", "protocol_errors", "error_replies",
                                    "error_replies_suppressed", "host_errors", "sessions"))
         self.sgm = GroupMessaging(self._send, self._has_session, self._publish)
+        self.reg = Registration(self._send, cfg.heartbeat, cfg.interval_ms)
         self._channel: Optional[Channel] = None
         self._debug = False
         self._last_health = heartbeat.HEALTHY
-        self._init_sends = 0
-        self._init_timer: Optional[asyncio.TimerHandle] = None
         self._hello_request_timer: Optional[asyncio.TimerHandle] = None
         self._superseded = 0
         self._exit_ack: Optional["asyncio.Future[None]"] = None
@@ -98,6 +93,11 @@ class Agent:
         self._error_bucket = TokenBucket(ERROR_REPLY_RATE, ERROR_REPLY_BURST)
         self._error_log = BurstLog(LOG, "protocol errors")
         self._host_error_log = BurstLog(LOG, "errors reported by the host")
+
+    @property
+    def registered(self) -> bool:
+        """Return whether the host acknowledged our init in this session."""
+        return self.reg.registered
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT (or stop()); return the exit status."""
@@ -135,7 +135,7 @@ class Agent:
             if connecting is not None:
                 connecting.cancel()
                 await asyncio.gather(connecting, return_exceptions=True)
-            self._cancel_init_timer()
+            self.reg.cancel()
             for log in (self._error_log, self._host_error_log, self.sgm.nack_log):
                 log.cancel()
             await self.checks.stop()
@@ -172,7 +172,7 @@ class Agent:
     def _on_open(self, channel: Channel) -> None:
         self._channel = channel
         self.codec.reset()
-        self.registered = False
+        self.reg.end_session()
         self._hello_request_timer = asyncio.get_running_loop().call_later(
             HELLO_REQUEST_DELAY_S, self._request_hello, channel)
 
@@ -198,8 +198,7 @@ class Agent:
             self._exit_ack.set_result(None)
 
     def _end_session(self, why: str) -> None:
-        self.registered = False
-        self._cancel_init_timer()
+        self.reg.end_session()
         self.sgm.end_session(why)
 
     def _send(self, message: Message) -> Optional[int]:
@@ -247,11 +246,11 @@ class Agent:
         if isinstance(message, Hello):
             self._on_hello(env, message)
         elif isinstance(message, heartbeat.InitAck):
-            self._on_init_ack(message)
+            self.reg.on_init_ack(message)
         elif isinstance(message, heartbeat.ExitAck):
             if self._exit_ack is not None and not self._exit_ack.done():
                 self._exit_ack.set_result(None)
-            self.registered = False
+            self.reg.on_exit_ack()
         elif isinstance(message, Error):
             self._on_host_error(message)
         elif message.APP == APP_SGM:
@@ -280,50 +279,15 @@ class Agent:
         self.counters["sessions"] += 1
         LOG.info("session %s started, protocol version %d", env.session, version)
         self._send(HelloAck(version, self.agent_id))
-        if self.cfg.heartbeat:
-            self._init_sends = 0
-            self._send_init()
-
-    def _send_init(self) -> None:
-        self._cancel_init_timer()
-        self._init_sends += 1
-        if self._send(heartbeat.Init(self.cfg.interval_ms)) is None:
-            return
-        self._init_timer = asyncio.get_running_loop().call_later(INIT_RETRY_S, self._init_timeout)
-
-    def _init_timeout(self) -> None:
-        self._init_timer = None
-        if self.registered or self._channel is None:
-            return
-        if self._init_sends > MAX_INIT_RETRIES:
-            LOG.warning("host did not acknowledge init after %d tries", self._init_sends)
-            return
-        LOG.debug("no init_ack within %gs, sending init again", INIT_RETRY_S)
-        self._send_init()
-
-    def _cancel_init_timer(self) -> None:
-        if self._init_timer is not None:
-            self._init_timer.cancel()
-            self._init_timer = None
-
-    def _on_init_ack(self, ack: heartbeat.InitAck) -> None:
-        self._cancel_init_timer()
-        changed = not self.registered or (ack.interval_ms, ack.miss_threshold) != (
-            self.interval_ms, self.miss_threshold)
-        self.registered = True
-        self.interval_ms = ack.interval_ms
-        self.miss_threshold = ack.miss_threshold
-        if changed:
-            LOG.info("registered: interval %d ms, miss threshold %d", ack.interval_ms, ack.miss_threshold)
+        self.reg.start_session()
 
     def _on_host_error(self, message: Error) -> None:
-        self.counters["host_errors"] += 1
-        self._host_error_log.hit("host reported %s: %s (ref_seq %s)", message.code, message.detail, message.ref_seq)
-        if message.code == errors.NOT_REGISTERED and self.cfg.heartbeat and self.codec.session is not None:
-            # The host lost our registration (e.g. it restarted its monitor).
-            self.registered = False
-            self._init_sends = 0
-            self._send_init()
+        # not_enabled is the host's answer for an SGM-only instance, not a problem: reg logs it once.
+        if message.code != errors.NOT_ENABLED:
+            self.counters["host_errors"] += 1
+            self._host_error_log.hit("host reported %s: %s (ref_seq %s)", message.code, message.detail,
+                                     message.ref_seq)
+        self.reg.on_error(message)
 
     def _has_session(self) -> bool:
         return self._channel is not None and self.codec.session is not None
@@ -358,15 +322,16 @@ class Agent:
         counters.update(self.sgm.counters)
         counters["stale_frames"] = self.codec.stale_frames + self._superseded
         counters["reconnects"] = max(0, self.connector.opens - 1)
-        channel = self._channel
+        channel, reg = self._channel, self.reg
         return ok(
             connected=self._has_session(),
             session=self.codec.session,
             version=self.codec.version,
-            registered=self.registered,
+            registered=reg.registered,
             heartbeat=self.cfg.heartbeat,
-            interval_ms=self.interval_ms if self.registered else None,
-            miss_threshold=self.miss_threshold if self.registered else None,
+            heartbeat_state=reg.state,
+            interval_ms=reg.interval_ms if reg.registered else None,
+            miss_threshold=reg.miss_threshold if reg.registered else None,
             health=health,
             reason=reason,
             checks=self.health.checks_snapshot(),

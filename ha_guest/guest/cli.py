@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ha_guest.guest import localapi
 from ha_guest.guest.client import AgentClient, AgentError, AgentUnavailable
-from ha_guest.protocol.limits import MAX_BROADCAST_BYTES
+from ha_guest.protocol.limits import BROADCAST_BURST, BROADCAST_RATE, MAX_BROADCAST_BYTES
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -23,6 +23,8 @@ EXIT_INTERRUPTED = 130
 SOCKET_ENV = "HA_GUEST_SOCKET"
 
 PROG = "ha-guest-client"
+
+SGM_NEEDS = "Needs a flavor with ha_guest:server_group_messaging=true and membership in a Nova server group."
 
 
 class UsageError(Exception):
@@ -106,6 +108,8 @@ def _cmd_status(client: AgentClient, args: argparse.Namespace) -> int:
         _print("channel:    %s" % status.get("device"))
     if status.get("heartbeat") is False:
         _print("heartbeat:  off")
+    elif status.get("heartbeat_state") == "not_enabled":
+        _print("heartbeat:  not enabled for this instance by its flavor (server group messaging only)")
     elif status.get("registered"):
         _print(
             "heartbeat:  registered (interval %s ms, miss threshold %s)"
@@ -248,8 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    def add(name: str, func: Callable[[AgentClient, argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=text, description=text)
+    def add(name: str, func: Callable[[AgentClient, argparse.Namespace], int], text: str,
+            details: str = "") -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text + (". " + details if details else ""))
         sub.set_defaults(func=func)
         return sub
 
@@ -268,19 +273,33 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the agent's reply as JSON")
 
     broadcast = add(
-        "broadcast", _cmd_broadcast, "send up to %d bytes to the other server group members" % MAX_BROADCAST_BYTES
+        "broadcast", _cmd_broadcast, "send up to %d bytes to the other server group members" % MAX_BROADCAST_BYTES,
+        SGM_NEEDS + " Best effort: success means the agent handed it to the host, not that every member "
+        "got it (a refusal by the host, a nack, only shows in the agent's log); "
+        "the members receive it with this instance's UUID as sender, stamped by the host, and one sender's "
+        "messages never arrive out of order (an overtaken one is dropped). At most %g per second "
+        "(bursts of %d), broadcasts and group-status together." % (BROADCAST_RATE, BROADCAST_BURST),
     )
     source = broadcast.add_mutually_exclusive_group(required=True)
     source.add_argument("text", nargs="?", help="the message as text, or - to read it from standard input")
     source.add_argument("--file", metavar="F", help="read the message from file F")
 
-    group = add("group-status", _cmd_group_status, "show the state of every server group member")
+    group = add(
+        "group-status", _cmd_group_status, "show the state of every server group member",
+        SGM_NEEDS + " Lists every member, this instance included (marked self), with its Nova vm_state and power "
+        "state. Fails with 'nack' and a reason (not_enabled, no_group, rate_limited, unavailable, "
+        "group_too_large) when the host cannot answer.",
+    )
     group.add_argument(
         "--timeout", dest="timeout_s", metavar="S", type=_positive, default=2.0, help="wait for the host (default 2)"
     )
     group.add_argument("--json", action="store_true", help="print the members as JSON")
 
-    listen = add("listen", _cmd_listen, "print server group messages and notifications as they arrive")
+    listen = add(
+        "listen", _cmd_listen, "print server group messages and notifications as they arrive",
+        SGM_NEEDS + " Broadcasts come from the other members; notifications report a peer's Nova state change "
+        "(event, vm_state, power state), never this instance's own.",
+    )
     listen.add_argument("--count", metavar="N", type=_count, help="exit after N events")
     listen.add_argument("--json", action="store_true", help="print one JSON object per event")
     return parser

@@ -15,6 +15,8 @@ INVALID_MESSAGE = "invalid_message"
 UNEXPECTED_MESSAGE = "unexpected_message"
 RATE_LIMITED = "rate_limited"
 NOT_REGISTERED = "not_registered"
+# The frame's feature is off for this instance (heartbeat init/response from an SGM-only one).
+NOT_ENABLED = "not_enabled"
 
 ERROR_CODES = frozenset(
     [
@@ -28,6 +30,7 @@ ERROR_CODES = frozenset(
         UNEXPECTED_MESSAGE,
         RATE_LIMITED,
         NOT_REGISTERED,
+        NOT_ENABLED,
     ]
 )
 

@@ -24,6 +24,8 @@ EXITED = 'exited'
 ERROR = 'error'
 BROADCAST = 'broadcast'
 STATUS_REQUEST = 'status_request'
+#: A heartbeat init or response (or an SGM request) refused as not enabled for the instance.
+NOT_ENABLED = 'not_enabled'
 #: A response whose nonce the current session never sent (or answered twice).
 UNKNOWN_NONCE = 'unknown_nonce'
 

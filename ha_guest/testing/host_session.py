@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ha_guest.protocol import HOST, ChannelCodec, Message, ProtocolError, heartbeat, new_nonce, sgm, versioning
+from ha_guest.protocol import HOST, ChannelCodec, Message, ProtocolError, errors, heartbeat, new_nonce, sgm, versioning
 from ha_guest.protocol import messages as base
 from ha_guest.protocol.constants import APP_BASE
 from ha_guest.protocol.envelope import encode_message
@@ -119,6 +119,12 @@ class HostSession:
                     self.log.add(ev.HELLO_ACK, self.name, self.id, version=msg.version, agent=msg.agent)
             elif isinstance(msg, base.Error):
                 self.log.add(ev.ERROR, self.name, self.id, code=msg.code, detail=msg.detail, ref_seq=msg.ref_seq)
+            elif isinstance(msg, (heartbeat.Init, heartbeat.Response)) and not self.owner.heartbeat_enabled:
+                self.send(base.Error(errors.NOT_ENABLED, 'heartbeat is not enabled for this instance', item.seq))
+                self.log.add(ev.NOT_ENABLED, self.name, self.id, type=item.type, seq=item.seq)
+            elif isinstance(msg, (sgm.Broadcast, sgm.StatusRequest)) and not self.owner.sgm_enabled:
+                self.send(sgm.Nack(item.seq, sgm.NACK_NOT_ENABLED, 'server group messaging is not enabled'))
+                self.log.add(ev.NOT_ENABLED, self.name, self.id, type=item.type, seq=item.seq)
             elif isinstance(msg, heartbeat.Init):
                 self._on_init(msg, now)
             elif isinstance(msg, heartbeat.Response):

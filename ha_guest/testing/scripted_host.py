@@ -35,7 +35,8 @@ class ScriptedHost:
                  auto_challenge: bool = True, min_interval_ms: int = MIN_INTERVAL_MS,
                  max_interval_ms: int = MAX_INTERVAL_MS, members: Iterable[sgm.MemberStatus] = (),
                  status_nack: str | None = None, auto_reconnect: bool = False,
-                 hello_retry_s: float = HELLO_RETRY_S) -> None:
+                 hello_retry_s: float = HELLO_RETRY_S, heartbeat_enabled: bool = True,
+                 sgm_enabled: bool = True) -> None:
         self.name = name
         self.log = log if log is not None else EventLog()
         self.miss_threshold = miss_threshold
@@ -44,6 +45,10 @@ class ScriptedHost:
         #: Members sent in every status_reply; ``status_nack`` (a reason) nacks status requests instead.
         self.members: list[sgm.MemberStatus] = list(members)
         self.status_nack = status_nack
+        #: The instance's features as its flavor would set them: heartbeat off answers init and response
+        #: with base/error not_enabled, SGM off answers broadcast and status_request with nack not_enabled.
+        self.heartbeat_enabled = heartbeat_enabled
+        self.sgm_enabled = sgm_enabled
         self.auto_reconnect = auto_reconnect
         self.hello_retry_s = hello_retry_s
         #: (time, session, seq, payload) of every sgm/broadcast received.

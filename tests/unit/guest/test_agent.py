@@ -8,7 +8,7 @@ import os
 from typing import Any, Generic, List, Optional, Type, TypeVar
 from unittest import mock
 
-from ha_guest.guest import agent, config
+from ha_guest.guest import agent, config, registration
 from ha_guest.protocol import heartbeat, sgm
 from ha_guest.protocol.codec import HOST, ChannelCodec
 from ha_guest.protocol.envelope import Envelope, encode_message
@@ -130,7 +130,7 @@ class TestAgentSession(AsyncTestCase):
         async def script(host: ScriptedHost, the_agent: agent.Agent) -> None:
             await host.handshake()
             await wait_until(lambda: the_agent.registered)
-            self.assertEqual((300, 3), (the_agent.interval_ms, the_agent.miss_threshold))
+            self.assertEqual((300, 3), (the_agent.reg.interval_ms, the_agent.reg.miss_threshold))
             host.send(heartbeat.Challenge("n1"))
             resp = await host.expect(heartbeat.Response)
             self.assertEqual(heartbeat.Response("n1", "healthy", ""), resp.message)
@@ -238,7 +238,7 @@ class TestAgentSession(AsyncTestCase):
             host.codec.start_session()
             host.send(Hello(1, 1))
             await host.expect(HelloAck)
-            for _ in range(1 + agent.MAX_INIT_RETRIES):
+            for _ in range(1 + registration.MAX_INIT_RETRIES):
                 await host.expect(heartbeat.Init, timeout=2)
             with self.assertRaises(asyncio.TimeoutError):
                 await host.expect(heartbeat.Init, timeout=0.5)
@@ -247,8 +247,56 @@ class TestAgentSession(AsyncTestCase):
             host.send(Error("not_registered", "who are you"))
             await host.expect(heartbeat.Init)
 
-        with mock.patch.object(agent, "INIT_RETRY_S", 0.1):
+        with mock.patch.object(registration, "INIT_RETRY_S", 0.1):
             self.run_with_host(script)
+
+    def test_heartbeat_not_enabled_stops_init_for_the_session(self) -> None:
+        async def refuse_init(host: ScriptedHost) -> None:
+            await host.expect(HelloAck)
+            init = await host.expect(heartbeat.Init)
+            host.send(Error("not_enabled", "heartbeat is not enabled for this instance", init.seq))
+
+        async def script(host: ScriptedHost, the_agent: agent.Agent) -> None:
+            await host.connected.wait()
+            await host.expect(HelloRequest)
+            host.codec.start_session()
+            host.send(Hello(1, 1))
+            await refuse_init(host)
+            await wait_until(lambda: the_agent.reg.not_enabled)
+            # No retry in this session, even after the retry period and a second refusal.
+            host.send(Error("not_enabled", "heartbeat is not enabled for this instance", None))
+            with self.assertRaises(asyncio.TimeoutError):
+                await host.expect(heartbeat.Init, timeout=0.5)
+            status = await api_call(self.api_path, {"op": "agent_status"})
+            self.assertEqual((True, False, "not_enabled"),
+                             (status["heartbeat"], status["registered"], status["heartbeat_state"]))
+            self.assertEqual(0, status["counters"]["host_errors"])
+            # SGM still works in the same session.
+            pending = asyncio.ensure_future(api_call(self.api_path, {"op": "group_status", "timeout_s": 3}))
+            req = await host.expect(sgm.StatusRequest)
+            host.send(sgm.StatusReply(req.seq, (sgm.member_status(MEMBER, "active", "running", True),)))
+            self.assertTrue((await pending)["ok"])
+            # The next session tries again.
+            host.codec.start_session()
+            host.send(Hello(1, 1))
+            await refuse_init(host)
+            await wait_until(lambda: the_agent.reg.not_enabled and the_agent.counters["sessions"] == 2)
+            host.codec.start_session()
+            host.send(Hello(1, 1))
+            await host.expect(HelloAck)
+            await host.expect(heartbeat.Init)
+            self.assertEqual("not_registered", the_agent.status()["heartbeat_state"])
+            host.send(heartbeat.InitAck(300, 3))
+            await wait_until(lambda: the_agent.registered)
+            self.assertEqual("registered", the_agent.status()["heartbeat_state"])
+
+        with mock.patch.object(registration, "INIT_RETRY_S", 0.1):
+            with self.assertLogs("ha_guest.guest", "INFO") as logs:
+                self.run_with_host(script)
+        refusals = [line for line in logs.output if registration.NOT_ENABLED_LOG in line]
+        self.assertEqual(2, len(refusals), logs.output)
+        self.assertTrue(all(line.startswith("INFO:") for line in refusals), refusals)
+        self.assertFalse([line for line in logs.output if "host reported" in line], logs.output)
 
     def test_unsupported_version_and_no_heartbeat(self) -> None:
         async def script(host: ScriptedHost, the_agent: agent.Agent) -> None:

@@ -113,6 +113,14 @@ class TestStatus(CliTestCase):
         self.assertIn("heartbeat:  off", out)
         self.assertIn("channel:    /dev/vport1p1", out)
 
+    def test_heartbeat_not_enabled_by_the_flavor(self) -> None:
+        self.agent.replies["agent_status"] = localapi.ok(
+            connected=True, heartbeat=True, heartbeat_state="not_enabled", registered=False, health="healthy"
+        )
+        code, out, _ = self.run_cli("status")
+        self.assertEqual(0, code)
+        self.assertIn("heartbeat:  not enabled for this instance by its flavor (server group messaging only)", out)
+
     def test_json(self) -> None:
         code, out, _ = self.run_cli("status", "--json")
         expected = dict(fake_agent.STATUS)
@@ -253,6 +261,12 @@ class TestGlobal(CliTestCase):
         code, out, _ = self.run_cli("--help")
         self.assertEqual(0, code)
         self.assertIn("group-status", out)
+
+    def test_sgm_help_says_what_is_needed(self) -> None:
+        for command in ("broadcast", "group-status", "listen"):
+            code, out, _ = self.run_cli(command, "--help")
+            self.assertEqual(0, code)
+            self.assertIn("ha_guest:server_group_messaging=true", " ".join(out.split()), command)
 
     def test_timeout(self) -> None:
         self.agent.replies["agent_status"] = fake_agent.HANG

@@ -28,8 +28,9 @@ class TestVectors(unittest.TestCase):
         messages = {(e["app"], e["type"]) for c in self.cases for e in c.expect if e["kind"] == "message"}
         self.assertEqual(set(registered_types()), messages)
         codes = {e["code"] for c in self.cases for e in c.expect if e["kind"] == "error"}
-        # not_registered and rate_limited are application decisions, not codec results.
-        self.assertEqual(set(errors.ERROR_CODES) - {errors.NOT_REGISTERED, errors.RATE_LIMITED}, codes)
+        # not_registered, not_enabled and rate_limited are application decisions, not codec results.
+        app_codes = {errors.NOT_REGISTERED, errors.NOT_ENABLED, errors.RATE_LIMITED}
+        self.assertEqual(set(errors.ERROR_CODES) - app_codes, codes)
         self.assertTrue(any(e["kind"] == "stale" for c in self.cases for e in c.expect))
         self.assertEqual({"host", "guest"}, {c.role for c in self.cases})
 
