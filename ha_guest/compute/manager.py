@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import dataclasses
 import logging
 import threading
 import time
@@ -36,6 +35,7 @@ from ha_guest.compute.discovery.base import LEGACY_FEATURES, DiscoveryDriver, Fe
 from ha_guest.compute.endpoint import ComputeEndpoint
 from ha_guest.compute.fastpath import read_buffer
 from ha_guest.compute.heartbeat_monitor import EventKind, GuestMonitor, GuestState, HeartbeatPolicy, MonitorEvent
+from ha_guest.compute.instance import Instance, InstanceStats
 from ha_guest.compute.reporter import ControllerClient, Reporter
 from ha_guest.compute.scheduler import TickScheduler
 from ha_guest.compute.sgm_relay import SgmRelay
@@ -57,39 +57,6 @@ _PERSISTED = frozenset([GuestState.HEALTHY, GuestState.UNHEALTHY, GuestState.FAI
 
 T = TypeVar("T")
 __all__ = ["ComputeEndpoint", "ComputeManager", "InstanceStats"]
-
-
-@dataclasses.dataclass(frozen=True)
-class InstanceStats:
-    """A snapshot of one watched instance: heartbeat state, interval and counters since it was first seen."""
-
-    state: GuestState
-    interval_ms: int
-    challenges: int
-    responses: int
-    misses: int
-    max_rtt_ms: float
-    #: Whether the compute agent is connected to the instance's channel socket now.
-    connected: bool
-    #: What the instance's flavor enabled.
-    features: Features = LEGACY_FEATURES
-
-
-class _Instance:
-    """What the loop keeps per instance."""
-
-    __slots__ = ("channel", "monitor", "suspended")
-
-    def __init__(self, channel: GuestChannel, monitor: GuestMonitor) -> None:
-        self.channel = channel
-        self.monitor = monitor
-        self.suspended: Optional[str] = None
-
-    def snapshot(self) -> InstanceStats:
-        """Return this instance's InstanceStats (on the loop)."""
-        monitor, stats = self.monitor, self.monitor.stats
-        return InstanceStats(monitor.state, monitor.interval_ms, stats.challenges, stats.responses, stats.misses,
-                             stats.max_rtt * 1000.0, self.channel.connected, self.channel.features)
 
 
 def load_discovery(conf: cfg.ConfigOpts, listener: Any) -> DiscoveryDriver:
@@ -126,7 +93,7 @@ class ComputeManager:
         self.store = StateStore(opts.state_file)
         self.scheduler = TickScheduler()
         self._buffer = read_buffer()  # shared by every channel: the loop reads one socket at a time
-        self.instances: Dict[str, _Instance] = {}
+        self.instances: Dict[str, Instance] = {}
         self.loop = asyncio.new_event_loop()
         self._discovery_factory = discovery or load_discovery
         self._discovery: Optional[DiscoveryDriver] = None
@@ -299,7 +266,7 @@ class ComputeManager:
         channel.monitor = monitor
         channel.features = features
         channel.sgm = self.sgm_relay.on_request
-        instance = _Instance(channel, monitor)
+        instance = Instance(channel, monitor)
         self.instances[instance_uuid] = instance
         record = self._restored.pop(instance_uuid, None)
         if record is not None and record["state"] in _PERSISTED and features.heartbeat:
@@ -316,7 +283,7 @@ class ComputeManager:
                  "on" if features.server_group_messaging else "off")
         self._to_connect.append(channel)
 
-    def _set_features(self, instance: _Instance, features: Features) -> None:
+    def _set_features(self, instance: Instance, features: Features) -> None:
         if features == instance.channel.features:
             return
         instance.channel.features = features

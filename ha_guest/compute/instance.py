@@ -1,0 +1,43 @@
+"""What the compute agent keeps per watched instance, and the snapshot it gives out."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from ha_guest.compute.channel import GuestChannel
+from ha_guest.compute.discovery.base import LEGACY_FEATURES, Features
+from ha_guest.compute.heartbeat_monitor import GuestMonitor, GuestState
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceStats:
+    """A snapshot of one watched instance: heartbeat state, interval and counters since it was first seen."""
+
+    state: GuestState
+    interval_ms: int
+    challenges: int
+    responses: int
+    misses: int
+    max_rtt_ms: float
+    #: Whether the compute agent is connected to the instance's channel socket now.
+    connected: bool
+    #: What the instance's flavor enabled.
+    features: Features = LEGACY_FEATURES
+
+
+class Instance:
+    """What the loop keeps per instance."""
+
+    __slots__ = ("channel", "monitor", "suspended")
+
+    def __init__(self, channel: GuestChannel, monitor: GuestMonitor) -> None:
+        self.channel = channel
+        self.monitor = monitor
+        self.suspended: Optional[str] = None
+
+    def snapshot(self) -> InstanceStats:
+        """Return this instance's InstanceStats (on the loop)."""
+        monitor, stats = self.monitor, self.monitor.stats
+        return InstanceStats(monitor.state, monitor.interval_ms, stats.challenges, stats.responses, stats.misses,
+                             stats.max_rtt * 1000.0, self.channel.connected, self.channel.features)
