@@ -18,8 +18,11 @@ EXTRA_SPEC_VALIDATORS = [
             "Whether the instance gets the ha_guest virtio-serial channel and is "
             "monitored by heartbeat and health check: the ha-guest-agent inside the "
             "guest registers and answers challenges, and a missed or unhealthy answer "
-            "raises a fault. Overrides the image property ha_guest_heartbeat. Needs "
-            "compute_driver = ha_guest.HAGuestLibvirtDriver on the compute host."
+            "raises a fault. Independent of ha_guest:server_group_messaging: with "
+            "heartbeat off and messaging on, the instance is never monitored and the "
+            "host refuses the agent's registration with not_enabled. Overrides the "
+            "image property ha_guest_heartbeat. Needs compute_driver = "
+            "ha_guest.HAGuestLibvirtDriver on the compute host."
         ),
         value={
             "type": bool,
@@ -30,10 +33,16 @@ EXTRA_SPEC_VALIDATORS = [
         name=specs.SERVER_GROUP_MESSAGING,
         description=(
             "Whether the instance gets the ha_guest virtio-serial channel for server "
-            "group messaging: broadcasts to the other members of its server group, "
-            "notifications of their state changes, and status queries. Overrides the "
-            "image property ha_guest_server_group_messaging. Needs compute_driver = "
-            "ha_guest.HAGuestLibvirtDriver on the compute host."
+            "group messaging, best effort: broadcasts of up to 3050 bytes to the other "
+            "members of its Nova server group that have it enabled (in order per "
+            "sender, the sender stamped by the host), notifications of those members' "
+            "Nova state changes (power off/on, reboot, delete, migration, ...), and "
+            "the Nova state of every member on request. The instance must be in a "
+            "server group; without this spec its requests are refused with "
+            "not_enabled. Overrides the image property "
+            "ha_guest_server_group_messaging. Needs compute_driver = "
+            "ha_guest.HAGuestLibvirtDriver on the compute host, and Nova's versioned "
+            "notifications for the state changes."
         ),
         value={
             "type": bool,
