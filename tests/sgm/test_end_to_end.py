@@ -1,0 +1,260 @@
+"""Server group messaging end to end: guest agents on two compute hosts, controllers, RabbitMQ, Nova events.
+
+Everything a guest sees goes through the real path: ha-guest-client -> the
+guest agent -> emulated virtio-serial channel -> ha-guest-compute -> RabbitMQ
+-> ha-guest-controller (stub Nova for lookups) -> RabbitMQ -> the peers'
+ha-guest-compute -> channel -> guest agent -> ``ha-guest-client listen``.
+Nova's state changes are emitted through Nova's own notifier and objects
+(tests/sgm/nova_emit.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import queue
+import signal
+import socket
+import subprocess
+import threading
+import time
+from typing import Any
+
+from ha_guest.guest.client import AgentClient
+from ha_guest.protocol import GUEST, ChannelCodec, Envelope, HelloAck, negotiate, sgm
+from ha_guest.testing import wait_for
+from tests.functional.base import Agent
+from tests.functional.rabbit import TIMEOUT
+from tests.sgm import nova_emit
+from tests.sgm.cloud import SgmTestCase
+
+H1, H2 = SgmTestCase.HOSTS
+#: How long a test waits to be sure that something does not arrive.
+QUIET_S = 1.0
+
+
+class Listener:
+    """A subscription through the guest library (ha_guest.guest.client); its events in a queue."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        # listen() returns once the agent acknowledged the subscription: nothing after that is missed.
+        self.stream = AgentClient(agent.api_socket, timeout=TIMEOUT).listen()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for event in self.stream:
+                self.events.put(event)
+        except Exception:  # noqa: BLE001 - closed at cleanup
+            pass
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def next(self, what: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """Return the next event of kind ``what`` (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError('no %s event within %.0fs' % (what, timeout))
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if event.get('event') == what:
+                return event
+
+    def quiet(self, what: str, wait: float = QUIET_S) -> list[dict[str, Any]]:
+        """Return the events of kind ``what`` that arrive within ``wait`` seconds."""
+        got = []
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if event.get('event') == what:
+                got.append(event)
+        return got
+
+
+class GroupTestCase(SgmTestCase):
+    """One group spread over two hosts (members A, C on H1, B, D on H2; D without SGM) and a lone E."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.a = self.add_instance(H1)
+        self.b = self.add_instance(H2)
+        self.c = self.add_instance(H1, heartbeat=False)  # SGM only
+        self.d = self.add_instance(H2, sgm=False)  # heartbeat only, but in the group
+        self.e = self.add_instance(H2)  # another group
+        self.group = self.stub.add_group([self.a, self.b, self.c, self.d])
+        self.other_group = self.stub.add_group([self.e])
+        self.start_controllers()
+        for host in self.HOSTS:
+            self.start_compute(host)
+        self.agents: dict[str, Agent] = {}
+        for host, instance in ((H1, self.a), (H2, self.b), (H1, self.c), (H2, self.d), (H2, self.e)):
+            self.agents[instance] = self.start_guest(host, instance)
+        for agent in self.agents.values():
+            self.wait_session(agent)
+        self.listeners = {instance: self.listen(instance) for instance in self.agents}
+
+    def start_controllers(self) -> None:
+        self.start_controller()
+
+    def listen(self, instance: str) -> Listener:
+        """Subscribe to the SGM events of ``instance``'s guest agent."""
+        listener = Listener(self.agents[instance])
+        self.addCleanup(listener.close)
+        return listener
+
+    def broadcast(self, instance: str, text: str) -> None:
+        self.run_client(self.agents[instance], 'broadcast', text)
+
+    def group_status(self, instance: str) -> subprocess.CompletedProcess[str]:
+        return self.run_client(self.agents[instance], 'group-status', '--json', '--timeout', '5', check=False)
+
+
+class TestBroadcast(GroupTestCase):
+
+    def test_reaches_every_sgm_peer_and_nobody_else(self) -> None:
+        self.broadcast(self.a, 'I am taking over')
+        for peer in (self.b, self.c):
+            event = self.listeners[peer].next('broadcast')
+            self.assertEqual((self.a, b'I am taking over'), (event['sender'], base64.b64decode(event['payload'])))
+        for outsider in (self.a, self.d, self.e):  # the sender, a member without SGM, another group
+            self.assertEqual([], self.listeners[outsider].quiet('broadcast'))
+
+    def test_one_senders_broadcasts_keep_their_order(self) -> None:
+        for n in range(8):
+            self.broadcast(self.c, 'n=%d' % n)
+        got = [base64.b64decode(self.listeners[self.a].next('broadcast')['payload']) for _ in range(8)]
+        self.assertEqual([b'n=%d' % n for n in range(8)], got)
+
+    def test_a_guest_cannot_name_the_sender(self) -> None:
+        # A hand-made guest on E's channel writes a broadcast claiming to be A; E's agent is stopped first.
+        self.agents[self.e].signal(signal.SIGKILL)
+        guest_socket = '%s/%s.sock' % (self.hosts[H2].guest_dir, self.e)
+        forged = ForgingGuest(guest_socket)
+        self.addCleanup(forged.close)
+        forged.broadcast_as(self.a, b'forged')
+        listener_e_peer = self.listen_new_member_of_other_group()
+        event = listener_e_peer.next('broadcast')
+        self.assertEqual((self.e, b'forged'), (event['sender'], base64.b64decode(event['payload'])))
+        for member in (self.b, self.c):
+            self.assertEqual([], self.listeners[member].quiet('broadcast', 0.5))
+
+    def listen_new_member_of_other_group(self) -> Listener:
+        """Start F, a second member of E's group, and its listener."""
+        f = self.add_instance(H1)
+        self.stub.add_members(self.other_group, [f])
+        self.agents[f] = self.start_guest(H1, f)
+        self.wait_session(self.agents[f])
+        nova_emit.emit('server_group.add_member', f, H1,
+                       group=self.other_group, members=[self.e, f])
+        return self.listen(f)
+
+    def test_heartbeat_only_member_is_refused(self) -> None:
+        result = self.group_status(self.d)
+        self.assertEqual(1, result.returncode, result.stdout)
+        self.assertIn('not_enabled', result.stderr)
+
+
+class TestStatusAndNotifications(GroupTestCase):
+
+    def test_status_lists_every_member_and_one_self(self) -> None:
+        result = self.group_status(self.b)
+        self.assertEqual(0, result.returncode, result.stderr)
+        members = {m['uuid']: m for m in json.loads(result.stdout)['members']}
+        self.assertEqual({self.a, self.b, self.c, self.d}, set(members))
+        self.assertEqual([self.b], [uuid for uuid, m in members.items() if m['self']])
+        self.assertEqual(('active', 'running'), (members[self.d]['state'], members[self.d]['power_state']))
+
+    def test_power_off_reaches_the_peers(self) -> None:
+        self.group_status(self.a)  # the controller has the group cached: only the notification can change it
+        nova_emit.emit('instance.power_off.end', self.b, H2,
+                       vm_state='stopped', power_state='shutdown')
+        for peer in (self.a, self.c):
+            event = self.listeners[peer].next('notification')
+            self.assertEqual({'event': 'notification', 'member': self.b, 'event_type': 'instance.power_off.end',
+                              'state': 'stopped', 'power_state': 'shutdown'}, event)
+        for outsider in (self.b, self.d, self.e):  # itself, no SGM, another group
+            self.assertEqual([], self.listeners[outsider].quiet('notification', 0.5))
+        members = {m['uuid']: m for m in json.loads(self.group_status(self.a).stdout)['members']}
+        self.assertEqual(('stopped', 'shutdown'), (members[self.b]['state'], members[self.b]['power_state']))
+
+    def test_sgm_only_instance_is_not_heartbeat_monitored(self) -> None:
+        wait_for(lambda: 'not enabled' in self.agents[self.c].log(), TIMEOUT,
+                 message='the SGM-only guest to learn that heartbeat is off')
+        self.agents[self.c].signal(signal.SIGSTOP)  # hung: it would be a fault if it were watched
+        self.agents[self.a].signal(signal.SIGSTOP)  # the control: a heartbeat guest hung at the same time
+        api = self.rabbit.controller_api()
+        wait_for(lambda: api.list_faults(None, self.a), TIMEOUT, message='a fault for the hung heartbeat guest')
+        time.sleep(QUIET_S)
+        self.assertEqual([], api.list_faults(None, self.c))
+        self.agents[self.a].signal(signal.SIGCONT)
+        self.agents[self.c].signal(signal.SIGCONT)
+
+
+class TestTwoControllers(GroupTestCase):
+
+    def start_controllers(self) -> None:
+        self.start_controller('sgm-controller-1')
+        self.start_controller('sgm-controller-2')
+
+    def test_each_notification_once_and_every_controller_knows(self) -> None:
+        for controller in self.controllers:  # both cache the group before the change
+            answer = self.rabbit.controller_api(server=controller.host).sgm_status(None, self.a)
+            self.assertEqual(4, len(answer['members']))
+        nova_emit.emit('instance.power_off.end', self.b, H2,
+                       vm_state='stopped', power_state='shutdown')
+        self.assertEqual(self.b, self.listeners[self.a].next('notification')['member'])
+        self.assertEqual([], self.listeners[self.a].quiet('notification'))  # exactly once
+        for controller in self.controllers:
+            api = self.rabbit.controller_api(server=controller.host)
+
+            def knows(api: Any = api) -> bool:
+                members = {m['uuid']: m for m in api.sgm_status(None, self.a)['members']}
+                return members[self.b]['state'] == 'stopped'
+
+            wait_for(knows, TIMEOUT, message='%s to know that B stopped' % controller.host)
+
+    def test_broadcasts_flow_through_either_controller(self) -> None:
+        for n in range(6):
+            self.broadcast(self.b, 'round %d' % n)
+        got = [base64.b64decode(self.listeners[self.a].next('broadcast')['payload']) for _ in range(6)]
+        self.assertEqual([b'round %d' % n for n in range(6)], got)
+
+
+class ForgingGuest:
+    """A hand-made guest that answers hello and writes a broadcast with a forged ``sender`` field."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.sock.settimeout(TIMEOUT)
+        self.codec = ChannelCodec(GUEST)
+
+    def broadcast_as(self, sender: str, payload: bytes) -> None:
+        hello = self._wait_hello()  # the guest codec adopts the hello's session
+        version = negotiate(hello.message.version_min, hello.message.version_max)
+        self.codec.version = version
+        self.sock.sendall(self.codec.encode(HelloAck(version, 'forger/1')))
+        frame = self.codec.encode(sgm.Broadcast(payload)).rstrip(b'\n')
+        data = json.loads(frame)
+        data['data']['sender'] = sender  # not a field of broadcast: the host must ignore it
+        self.sock.sendall(json.dumps(data, separators=(',', ':')).encode() + b'\n')
+
+    def _wait_hello(self) -> Envelope:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            for item in self.codec.feed(self.sock.recv(65536)):
+                if isinstance(item, Envelope) and item.message.TYPE == 'hello':
+                    return item
+        raise AssertionError('no hello from the compute agent')
+
+    def close(self) -> None:
+        self.sock.close()
