@@ -2,10 +2,13 @@
 
 It serves version discovery, POST /v3/auth/tokens (with a catalog pointing at
 itself), GET /servers/{id} (the embedded flavor carries ``extra_specs`` from
-compute microversion 2.47 on, as Nova's does), POST /servers/{id}/action
-(``reboot`` and ``os-stop`` only) and POST /notifications of Masakari (checked
-against Masakari's request schema for VM notifications). Every request is
-recorded with its arrival time; servers can be told to answer slowly.
+compute microversion 2.47 on, as Nova's does; ``server_groups`` from 2.71 on;
+host, vm_state and the integer power_state per server), GET
+/os-server-groups/{id} (members; ``policy``/``rules`` from 2.64 on, else
+``policies``), POST /servers/{id}/action (``reboot`` and ``os-stop`` only) and
+POST /notifications of Masakari (checked against Masakari's request schema for
+VM notifications). Every request is recorded with its arrival time; servers
+and groups can be told to answer slowly.
 """
 
 from __future__ import annotations
@@ -26,9 +29,16 @@ REGION = 'RegionOne'
 COMPUTE_MAX_VERSION = '2.96'
 #: Microversion from which Nova embeds the flavor, extra specs included, in a server.
 EMBEDDED_FLAVOR_VERSION = (2, 47)
+#: Microversion from which a server shows the server groups it is in.
+SERVER_GROUPS_VERSION = (2, 71)
+#: Microversion from which a server group has ``policy`` and ``rules`` instead of ``policies``.
+GROUP_POLICY_VERSION = (2, 64)
+#: Nova's power state names -> the integers of OS-EXT-STS:power_state.
+POWER_STATES = {'pending': 0, 'running': 1, 'paused': 3, 'shutdown': 4, 'crashed': 6, 'suspended': 7}
 
 _SERVER = re.compile(r'^/compute/v2\.1/servers/([^/]+)$')
 _ACTION = re.compile(r'^/compute/v2\.1/servers/([^/]+)/action$')
+_GROUP = re.compile(r'^/compute/v2\.1/os-server-groups/([^/]+)$')
 _UUID = re.compile(r'^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$', re.I)
 #: Masakari's VM payload schema: exactly these keys, all required.
 _VM_PAYLOAD_KEYS = {'instance_uuid', 'vir_domain_event', 'event'}
@@ -52,11 +62,26 @@ class Server:
 
     uuid: str
     extra_specs: dict[str, str]
-    host: str = 'cmp-1'
+    host: Optional[str] = 'cmp-1'
+    vm_state: str = 'active'
+    #: Nova's power state name; the API shows its integer.
+    power_state: str = 'running'
     #: Seconds GET /servers/{id} waits before answering.
     get_delay: float = 0.0
     #: Seconds POST /servers/{id}/action waits before answering.
     action_delay: float = 0.0
+
+
+@dataclasses.dataclass
+class ServerGroup:
+    """A server group the stub's Nova knows."""
+
+    uuid: str
+    members: list[str]
+    name: str = 'group'
+    policy: str = 'anti-affinity'
+    #: Seconds GET /os-server-groups/{id} waits before answering.
+    get_delay: float = 0.0
 
 
 def _microversion(headers: Any) -> tuple[int, int]:
@@ -75,6 +100,7 @@ class OpenStackStub:
 
     def __init__(self) -> None:
         self.servers: dict[str, Server] = {}
+        self.groups: dict[str, ServerGroup] = {}
         self.requests: list[Request] = []
         self.lock = threading.RLock()  # wait_for() predicates call matching() under it
         self.arrived = threading.Condition(self.lock)
@@ -118,6 +144,46 @@ class OpenStackStub:
         with self.lock:
             self.servers[server.uuid] = server
         return server
+
+    def add_group(self, members: Any = (), **kwargs: Any) -> ServerGroup:
+        """Create a server group of ``members`` (Server objects or UUIDs); return it."""
+        group = ServerGroup(str(uuid.uuid4()), [getattr(m, 'uuid', m) for m in members], **kwargs)
+        with self.lock:
+            self.groups[group.uuid] = group
+        return group
+
+    def add_to_group(self, group: ServerGroup, server: Any) -> None:
+        """Make ``server`` (a Server or a UUID) a member of ``group``."""
+        with self.lock:
+            group.members.append(getattr(server, 'uuid', server))
+
+    def change_server(self, server_uuid: str, **changes: Any) -> Server:
+        """Change a server's fields (host, vm_state, power_state, delays); return it."""
+        with self.lock:
+            server = self.servers[server_uuid]
+            for name, value in changes.items():
+                if not hasattr(server, name):
+                    raise AttributeError('stub server has no field %r' % name)
+                setattr(server, name, value)
+        return server
+
+    def delete_server(self, server_uuid: str) -> None:
+        """Delete a server: Nova forgets it and removes it from its groups."""
+        with self.lock:
+            self.servers.pop(server_uuid, None)
+            for group in self.groups.values():
+                if server_uuid in group.members:
+                    group.members.remove(server_uuid)
+
+    def delete_group(self, group_uuid: str) -> None:
+        """Delete a server group (its servers stay)."""
+        with self.lock:
+            self.groups.pop(group_uuid, None)
+
+    def groups_of(self, server_uuid: str) -> list[str]:
+        """Return the UUIDs of the groups ``server_uuid`` is in (Nova allows one)."""
+        with self.lock:
+            return [group.uuid for group in self.groups.values() if server_uuid in group.members]
 
     # -- what the tests look at ---------------------------------------------------------------------
 
@@ -197,6 +263,9 @@ class OpenStackStub:
         match = _SERVER.match(path)
         if method == 'GET' and match:
             return self._get_server(match.group(1), headers)
+        match = _GROUP.match(path)
+        if method == 'GET' and match:
+            return self._get_group(match.group(1), headers)
         match = _ACTION.match(path)
         if method == 'POST' and match:
             return self._action(match.group(1), body)
@@ -260,9 +329,29 @@ class OpenStackStub:
         doc: dict[str, Any] = {'server': {
             'id': server.uuid, 'name': 'vm-%s' % server.uuid[:8], 'status': 'ACTIVE', 'tenant_id': PROJECT_ID,
             'user_id': 'demo', 'flavor': flavor, 'metadata': {}, 'addresses': {}, 'links': [],
-            'OS-EXT-SRV-ATTR:host': server.host, 'OS-EXT-STS:vm_state': 'active', 'OS-EXT-STS:task_state': None,
+            'OS-EXT-SRV-ATTR:host': server.host, 'OS-EXT-STS:vm_state': server.vm_state,
+            'OS-EXT-STS:task_state': None, 'OS-EXT-STS:power_state': POWER_STATES.get(server.power_state, 0),
         }}
+        if version >= SERVER_GROUPS_VERSION:
+            doc['server']['server_groups'] = self.groups_of(server.uuid)
         return 200, doc, {'OpenStack-API-Version': 'compute %d.%d' % version}
+
+    def _get_group(self, group_uuid: str, headers: Any) -> tuple[int, Any, dict[str, str]]:
+        with self.lock:
+            group = self.groups.get(group_uuid)
+            members = list(group.members) if group is not None else []
+        if group is None:
+            return 404, {'itemNotFound': {'code': 404, 'message': 'Instance group %s could not be found.'
+                                          % group_uuid}}, {}
+        self._sleep(group.get_delay)
+        version = _microversion(headers)
+        doc: dict[str, Any] = {'id': group.uuid, 'name': group.name, 'members': members, 'project_id': PROJECT_ID,
+                               'user_id': 'demo'}
+        if version >= GROUP_POLICY_VERSION:
+            doc.update(policy=group.policy, rules={})
+        else:
+            doc.update(policies=[group.policy], metadata={})
+        return 200, {'server_group': doc}, {'OpenStack-API-Version': 'compute %d.%d' % version}
 
     def _action(self, server_uuid: str, body: Any) -> tuple[int, Any, dict[str, str]]:
         with self.lock:

@@ -7,6 +7,7 @@ from typing import Any, Optional
 import oslo_messaging
 
 from ha_guest.controller.handler import FaultHandler
+from ha_guest.controller.sgm_router import SgmRouter
 from ha_guest.rpc.controller_api import CONTROLLER_API_VERSION
 from ha_guest.rpc.errors import FaultRegistryFull, InvalidPayload
 from ha_guest.rpc.sync_api import CONTROLLER_SYNC_API_VERSION
@@ -20,8 +21,10 @@ class ControllerEndpoint:
 
     target = oslo_messaging.Target(version=CONTROLLER_API_VERSION)
 
-    def __init__(self, handler: FaultHandler) -> None:
+    def __init__(self, handler: FaultHandler, router: Optional[SgmRouter] = None) -> None:
+        """``router`` None: no server group messaging (status answers nack unavailable)."""
         self._handler = handler
+        self._router = router
 
     @_expected
     def report_fault(self, ctxt: dict[str, Any], fault: dict[str, Any]) -> dict[str, bool]:
@@ -47,14 +50,29 @@ class ControllerEndpoint:
         """Return the active faults (of one instance if given)."""
         return self._handler.list_faults(instance_uuid)
 
+    @_expected
+    def sgm_broadcast(self, ctxt: dict[str, Any], broadcasts: list[dict[str, Any]]) -> None:
+        """Route a batch of guest broadcasts to the senders' peers (cast)."""
+        if self._router is not None:
+            self._router.broadcast(broadcasts)
+
+    @_expected
+    def sgm_status(self, ctxt: dict[str, Any], instance_uuid: str) -> dict[str, Any]:
+        """Return the Nova state of every member of the instance's group, or a nack."""
+        if self._router is None:
+            return {'nack': 'unavailable', 'detail': 'this controller does not route server group messages'}
+        return self._router.status(instance_uuid)
+
 
 class ControllerSyncEndpoint:
     """Serves ha_guest.rpc.ControllerSyncAPI (fanout on [rpc] controller_sync_topic)."""
 
     target = oslo_messaging.Target(version=CONTROLLER_SYNC_API_VERSION)
 
-    def __init__(self, handler: FaultHandler) -> None:
+    def __init__(self, handler: FaultHandler, router: Optional[SgmRouter] = None) -> None:
+        """``router`` None: no server group messaging (status answers nack unavailable)."""
         self._handler = handler
+        self._router = router
 
     @_expected
     def sync_fault(self, ctxt: dict[str, Any], origin: str, fault: dict[str, Any]) -> None:
@@ -74,3 +92,9 @@ class ControllerSyncEndpoint:
     def sync_faults(self, ctxt: dict[str, Any], origin: str, faults: list[dict[str, Any]]) -> None:
         """A peer's active faults."""
         self._handler.sync_faults(origin, faults)
+
+    @_expected
+    def sync_members(self, ctxt: dict[str, Any], origin: str, updates: list[dict[str, Any]]) -> None:
+        """What a peer learned from Nova's notifications (server group messaging)."""
+        if self._router is not None:
+            self._router.sync_members(origin, updates)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Optional
 
 import oslo_messaging
@@ -15,7 +15,10 @@ from ha_guest import conf as ha_conf
 from ha_guest.controller.dispatch import SinkDispatcher, Worker
 from ha_guest.controller.endpoint import ControllerEndpoint, ControllerSyncEndpoint
 from ha_guest.controller.handler import FaultHandler
+from ha_guest.controller.nova_notifications import NovaNotificationEndpoint, get_listener
 from ha_guest.controller.registry import FaultRegistry
+from ha_guest.controller.sgm_directory import MemberDirectory
+from ha_guest.controller.sgm_router import SgmRouter
 from ha_guest.rpc import transport as rpc_transport
 from ha_guest.rpc.compute_api import ComputeAPI
 from ha_guest.rpc.controller_api import controller_server_target
@@ -62,10 +65,12 @@ def load_sinks(conf: cfg.ConfigOpts, transport: Any, is_active: Optional[IsActiv
 
 
 class ControllerManager:
-    """Runs one controller: the controller API server, the peer-sync server and the sinks."""
+    """Runs one controller: the controller API server, the peer-sync server, the sinks and the SGM router."""
 
     def __init__(self, conf: cfg.ConfigOpts, rpc_transport_: Optional[oslo_messaging.Transport] = None,
-                 notification_transport: Optional[oslo_messaging.Transport] = None) -> None:
+                 notification_transport: Optional[oslo_messaging.Transport] = None,
+                 nova_connection_factory: Optional[Callable[[], Any]] = None) -> None:
+        """``nova_connection_factory`` returns an openstacksdk Connection (default: from [nova_api])."""
         ha_conf.register_all(conf)
         self.conf = conf
         # Unique per process: two controllers may share a host name (and a restart must not look like itself).
@@ -83,23 +88,42 @@ class ControllerManager:
         self.peers = ControllerSyncAPI(conf, self.origin, self.transport)
         self.compute_api = ComputeAPI(conf, self.transport)
         self.handler = FaultHandler(self.registry, self.dispatcher, self.peers, self.peer_worker)
+        self.directory = MemberDirectory(conf, nova_connection_factory)
+        self.router = SgmRouter(conf, self.directory, self.compute_api, self.peers)
         self._servers: list[oslo_messaging.MessageHandlingServer] = []
+        self._nova_transport: Optional[oslo_messaging.Transport] = None
 
     def start(self) -> None:
         """Start the sinks' threads and both RPC servers, then resynchronise (if configured)."""
         self.dispatcher.start()
         self.peer_worker.start()
         # The sync server first: once the controller API answers, peer updates are heard too.
-        for target, endpoint in ((sync_server_target(self.conf), ControllerSyncEndpoint(self.handler)),
-                                 (controller_server_target(self.conf), ControllerEndpoint(self.handler))):
+        for target, endpoint in ((sync_server_target(self.conf), ControllerSyncEndpoint(self.handler, self.router)),
+                                 (controller_server_target(self.conf), ControllerEndpoint(self.handler, self.router))):
             server = rpc_transport.get_rpc_server(self.transport, target, [endpoint])
             server.start()
             self._servers.append(server)
+        if self.conf.sgm.enabled:
+            self.directory.warm_up()
+            self._start_nova_listener()
         LOG.info('ha-guest-controller %s listening on topic %s (peers: %s), sinks: %s', self.origin,
                  self.conf.rpc.controller_topic, self.conf.rpc.controller_sync_topic,
                  ', '.join(self.dispatcher.sinks) or 'none')
         if self.conf.controller.resync_on_start:
             self.resync()
+
+    def _start_nova_listener(self) -> None:
+        """Consume Nova's versioned notifications in the shared pool (after the sync server is up)."""
+        opts = self.conf.sgm
+        transport = self.notification_transport
+        if opts.notification_transport_url:
+            transport = self._nova_transport = rpc_transport.get_notification_transport(
+                self.conf, opts.notification_transport_url)
+        listener = get_listener(self.conf, transport, NovaNotificationEndpoint(self.router.notification))
+        listener.start()
+        self._servers.append(listener)
+        LOG.info('server group messaging: Nova notifications on topic(s) %s, exchange %s, pool %s',
+                 ', '.join(opts.notification_topics), opts.notification_exchange, opts.notification_pool)
 
     def resync(self) -> None:
         """Ask the peers for their faults and every compute agent for a state report."""
@@ -119,6 +143,10 @@ class ControllerManager:
             server.wait()
         self.peer_worker.stop(DRAIN_TIMEOUT_S)
         self.dispatcher.stop(DRAIN_TIMEOUT_S)
+        self.directory.close()
+        if self._nova_transport is not None:
+            self._nova_transport.cleanup()
+            self._nova_transport = None
         if self._own_rpc:
             self.transport.cleanup()
         if self._own_notification:

@@ -10,7 +10,7 @@ from oslo_config import cfg
 from ha_guest.rpc.client import RPCClientBase
 
 #: Version of the controllers' peer-sync endpoint.
-CONTROLLER_SYNC_API_VERSION = '1.0'
+CONTROLLER_SYNC_API_VERSION = '1.1'
 
 
 def sync_server_target(conf: cfg.ConfigOpts, host: Optional[str] = None) -> oslo_messaging.Target:
@@ -24,6 +24,7 @@ class ControllerSyncAPI(RPCClientBase):
     API version history:
 
     * 1.0 - sync_fault, sync_clear, sync_request, sync_faults
+    * 1.1 - sync_members (server group messaging: what one controller learned from Nova's notifications)
     """
 
     VERSION = CONTROLLER_SYNC_API_VERSION
@@ -36,8 +37,8 @@ class ControllerSyncAPI(RPCClientBase):
         target = oslo_messaging.Target(topic=conf.rpc.controller_sync_topic, fanout=True, version=self.VERSION)
         super().__init__(conf, transport, target, None, None)
 
-    def _cast(self, method: str, **kwargs: Any) -> None:
-        self._prepare('1.0').cast({}, method, origin=self.origin, **kwargs)
+    def _cast(self, method: str, version: str = '1.0', retry: Optional[int] = None, **kwargs: Any) -> None:
+        self._prepare(version, retry=retry).cast({}, method, origin=self.origin, **kwargs)
 
     def sync_fault(self, fault: dict[str, Any]) -> None:
         """Tell the peers about a fault this controller raised."""
@@ -60,3 +61,10 @@ class ControllerSyncAPI(RPCClientBase):
     def sync_faults(self, faults: list[dict[str, Any]]) -> None:
         """Send a batch of this controller's active faults to the peers."""
         self._cast('sync_faults', faults=faults)
+
+    def sync_members(self, updates: list[dict[str, Any]], retry: Optional[int] = None) -> None:
+        """Tell the peers what this controller learned from Nova's notifications (member and group updates).
+
+        ``retry`` bounds reconnection attempts while the broker is unreachable.
+        """
+        self._cast('sync_members', '1.1', retry=retry, updates=updates)
