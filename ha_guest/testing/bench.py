@@ -319,6 +319,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the benchmark; 0 when it ran to the end (the figures say how good they are)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if '--sgm' in arguments:  # the server group messaging benchmark: options of its own
+        from ha_guest.testing import bench_sgm
+
+        arguments.remove('--sgm')
+        return bench_sgm.main(arguments)
     parser = argparse.ArgumentParser(prog='ha-guest-bench', description=__doc__.splitlines()[0])
     parser.add_argument('--guests', type=int, default=100)
     parser.add_argument('--interval-ms', type=int, default=100)
@@ -338,7 +344,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--after-s', type=float, default=2.0, help='quiet time watched after the recoveries')
     parser.add_argument('--detect-timeout-s', type=float, default=5.0)
     parser.add_argument('--keep', action='store_true', help='keep the temporary folder (service logs)')
-    args = parser.parse_args(argv)
+    parser.add_argument('--sgm', action='store_true',
+                        help='run the server group messaging benchmark instead (--sgm --help: its options)')
+    args = parser.parse_args(arguments)
     if args.guests < 1 or args.interval_ms < 100:
         parser.error('--guests must be positive and --interval-ms at least 100')
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
