@@ -14,6 +14,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import testtools
 from oslo_config import cfg
 
+from ha_guest.compute.discovery import base as discovery_base
 from ha_guest.conf import compute as compute_conf
 from ha_guest.testing import wait_for
 
@@ -22,6 +23,7 @@ TIMEOUT = 10.0
 CHANNEL = "org.openstack.ha_guest.0"
 TEST_URI = "test:///default"
 SYSTEM_URI = "qemu:///system"
+FEATURES_NS = "http://openstack.org/xmlns/libvirt/ha_guest/1.0"
 
 Call = Tuple[Any, ...]
 
@@ -48,8 +50,9 @@ class RecordingListener:
             self.calls.append(call)
             self._cond.notify_all()
 
-    def channel_added(self, instance_uuid: str, socket_path: str, suspended: bool = False) -> None:
-        self._record("added", instance_uuid, socket_path, suspended)
+    def channel_added(self, instance_uuid: str, socket_path: str, suspended: bool = False,
+                      features: discovery_base.Features = discovery_base.LEGACY_FEATURES) -> None:
+        self._record("added", instance_uuid, socket_path, suspended, features)
 
     def channel_removed(self, instance_uuid: str) -> None:
         self._record("removed", instance_uuid)
@@ -60,10 +63,15 @@ class RecordingListener:
     def instance_resumed(self, instance_uuid: str) -> None:
         self._record("resumed", instance_uuid)
 
-    def of(self, instance_uuid: str) -> List[Call]:
-        """The calls about one instance, without its UUID."""
+    def of(self, instance_uuid: str, features: bool = False) -> List[Call]:
+        """The calls about one instance, without its UUID (and without the features, unless asked)."""
         with self._cond:
-            return [(call[0],) + call[2:] for call in self.calls if call[1] == instance_uuid]
+            return [(call[0],) + (call[2:] if features or call[0] != "added" else call[2:-1])
+                    for call in self.calls if call[1] == instance_uuid]
+
+    def features_of(self, instance_uuid: str) -> List[discovery_base.Features]:
+        """The features of each channel_added about one instance, in order."""
+        return [call[-1] for call in self.of(instance_uuid, features=True) if call[0] == "added"]
 
     def wait_for(self, instance_uuid: str, count: int, timeout: float = TIMEOUT) -> List[Call]:
         """Wait until at least ``count`` calls about the instance arrived; return them all."""
@@ -102,20 +110,31 @@ def channel_xml(name: str = CHANNEL, path: Optional[str] = None, mode: str = "bi
     return "<channel type='%s'>%s<target type='%s' name='%s'/></channel>" % (chardev, source, target_type, name)
 
 
-def mock_domain_xml(name: str, domain_uuid: str, channels: Sequence[str] = ()) -> str:
-    """A domain of libvirt's test driver."""
-    return ("<domain type='test'><name>%s</name><uuid>%s</uuid><memory>8192</memory>"
-            "<os><type>hvm</type></os><devices>%s</devices></domain>" % (name, domain_uuid, "".join(channels)))
+def features_xml(heartbeat: bool, server_group_messaging: bool) -> str:
+    """Our features element, as the Nova driver writes it."""
+    return ('<ha_guest:features xmlns:ha_guest="%s" heartbeat="%s" server_group_messaging="%s"/>'
+            % (FEATURES_NS, str(heartbeat).lower(), str(server_group_messaging).lower()))
 
 
-def qemu_domain_xml(name: str, domain_uuid: str, channels: Sequence[str] = ()) -> str:
+def _metadata(features: Optional[str]) -> str:
+    return "<metadata>%s</metadata>" % features if features else ""
+
+
+def mock_domain_xml(name: str, domain_uuid: str, channels: Sequence[str] = (), features: Optional[str] = None) -> str:
+    """A domain of libvirt's test driver (``features``: an element for its <metadata>)."""
+    return ("<domain type='test'><name>%s</name><uuid>%s</uuid>%s<memory>8192</memory>"
+            "<os><type>hvm</type></os><devices>%s</devices></domain>"
+            % (name, domain_uuid, _metadata(features), "".join(channels)))
+
+
+def qemu_domain_xml(name: str, domain_uuid: str, channels: Sequence[str] = (), features: Optional[str] = None) -> str:
     """A tiny TCG domain with no disk: QEMU starts and its BIOS idles, finding nothing to boot."""
-    return ("<domain type='qemu'><name>%s</name><uuid>%s</uuid><memory unit='MiB'>32</memory><vcpu>1</vcpu>"
+    return ("<domain type='qemu'><name>%s</name><uuid>%s</uuid>%s<memory unit='MiB'>32</memory><vcpu>1</vcpu>"
             "<os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/>"
             # SeaBIOS would reset the guest every 60 s after finding no boot device.
             "<bios rebootTimeout='-1'/></os>"
             "<on_reboot>restart</on_reboot><devices><emulator>/usr/bin/qemu-system-x86_64</emulator>"
-            "%s</devices></domain>" % (name, domain_uuid, "".join(channels)))
+            "%s</devices></domain>" % (name, domain_uuid, _metadata(features), "".join(channels)))
 
 
 class DiscoveryTestCase(testtools.TestCase):

@@ -13,7 +13,7 @@ import socket
 import stat
 import subprocess
 import time
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence
 
 from ha_guest.compute.discovery import base as discovery_base
 from ha_guest.compute.discovery import libvirt_domain
@@ -35,9 +35,9 @@ class LibvirtdTestCase(base.DiscoveryTestCase):
                                  "(tox -e libvirt does)" % (base.SYSTEM_URI, exc)) from exc
         self.addCleanup(self.conn.close)
 
-    def define(self, channels: Sequence[str]) -> Any:
+    def define(self, channels: Sequence[str], features: Optional[str] = None) -> Any:
         name, domain_uuid = self.new_name()
-        dom = self.conn.defineXML(base.qemu_domain_xml(name, domain_uuid, channels))
+        dom = self.conn.defineXML(base.qemu_domain_xml(name, domain_uuid, channels, features))
         self.addCleanup(self._remove, dom)
         return dom
 
@@ -92,6 +92,40 @@ class TestLibvirtd(LibvirtdTestCase):
 
         dom.destroy()
         self.assertEqual(("removed",), self.listener.wait_view(domain_uuid, None)[-1])
+
+    def test_features_of_a_real_domain(self) -> None:
+        self.start_driver()
+        dom = self.define([base.channel_xml()], features=base.features_xml(False, True))
+        uuid = dom.UUIDString()
+        dom.create()
+        calls = self.listener.wait_for(uuid, 1)
+        path = calls[0][1]
+        self.listener.wait_view(uuid, (path, None))
+        sgm_only = discovery_base.Features(heartbeat=False, server_group_messaging=True)
+        self.assertEqual({sgm_only}, set(self.listener.features_of(uuid)))
+        self.assert_listening_socket(path)
+
+        # Changed live (virsh metadata --live): reported again, same socket.
+        count = len(self.listener.of(uuid))
+        lv = self.libvirt
+        dom.setMetadata(lv.VIR_DOMAIN_METADATA_ELEMENT, '<features heartbeat="true" server_group_messaging="true"/>',
+                        "ha_guest", base.FEATURES_NS, lv.VIR_DOMAIN_AFFECT_LIVE)
+        calls = self.listener.wait_for(uuid, count + 1)
+        self.assertEqual(("added", path, False, discovery_base.Features(True, True)),
+                         self.listener.of(uuid, features=True)[count])
+
+        # Redefined from another flavor while running (Nova's resize stops it first): the running
+        # domain keeps its live XML until it is started again.
+        count = len(self.listener.of(uuid))
+        redefined = base.qemu_domain_xml(dom.name(), uuid, [base.channel_xml()], base.features_xml(True, False))
+        self.conn.defineXML(redefined)
+        dom.destroy()
+        dom.create()
+        calls = self.listener.wait_for(uuid, count + 2)
+        self.assertEqual(("removed",), calls[count])
+        new_path = calls[count + 1][1]  # libvirt's path names the new domain id
+        self.listener.wait_view(uuid, (new_path, None))
+        self.assertEqual(discovery_base.LEGACY_FEATURES, self.listener.features_of(uuid)[-1])
 
     def test_killed_qemu_stays_watched_until_undefined(self) -> None:
         dom = self.define([base.channel_xml()])  # libvirt chooses the socket path

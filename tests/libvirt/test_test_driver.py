@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import fixtures
 import stevedore
@@ -24,10 +24,10 @@ class TestDriverTestCase(base.DiscoveryTestCase):
         self.conn = self.libvirt.open(base.TEST_URI)
         self.addCleanup(self.conn.close)
 
-    def define(self, channels: Sequence[str] = (), start: bool = True) -> Any:
+    def define(self, channels: Sequence[str] = (), start: bool = True, features: Optional[str] = None) -> Any:
         """Define (and start) a domain; it is destroyed and undefined at cleanup."""
         name, domain_uuid = self.new_name()
-        dom = self.conn.defineXML(base.mock_domain_xml(name, domain_uuid, channels))
+        dom = self.conn.defineXML(base.mock_domain_xml(name, domain_uuid, channels, features))
         self.addCleanup(self._remove, dom)
         if start:
             dom.create()
@@ -130,6 +130,99 @@ class TestLifecycle(TestDriverTestCase):
         self.define([base.channel_xml(path="/run/test/late.sock")])
         time.sleep(0.3)
         self.assertEqual([], self.listener.calls)
+
+
+HEARTBEAT_ONLY = discovery_base.LEGACY_FEATURES
+SGM_ONLY = discovery_base.Features(heartbeat=False, server_group_messaging=True)
+BOTH = discovery_base.Features(heartbeat=True, server_group_messaging=True)
+
+
+class TestFeatures(TestDriverTestCase):
+    """The features in a domain's metadata reach the listener, and changes to them are reported again."""
+
+    def set_features(self, dom: Any, heartbeat: Optional[bool], server_group_messaging: bool = False) -> None:
+        """Set (None: remove) our metadata element of the running domain, as `virsh metadata --live` does."""
+        lv = self.libvirt
+        if heartbeat is None:
+            dom.setMetadata(lv.VIR_DOMAIN_METADATA_ELEMENT, None, None, base.FEATURES_NS, lv.VIR_DOMAIN_AFFECT_LIVE)
+            return
+        element = '<features heartbeat="%s" server_group_messaging="%s"/>' % (
+            str(heartbeat).lower(), str(server_group_messaging).lower())
+        dom.setMetadata(lv.VIR_DOMAIN_METADATA_ELEMENT, element, "ha_guest", base.FEATURES_NS,
+                        lv.VIR_DOMAIN_AFFECT_LIVE)
+
+    def test_features_from_metadata(self) -> None:
+        sgm = self.define([base.channel_xml(path="/run/test/sgm.sock")], features=base.features_xml(False, True))
+        both = self.define([base.channel_xml(path="/run/test/both.sock")], features=base.features_xml(True, True))
+        legacy = self.define([base.channel_xml(path="/run/test/legacy.sock")])
+        self.start_driver()
+        self.listener.wait_for(sgm.UUIDString(), 1)
+        self.assertEqual([("added", "/run/test/sgm.sock", False, SGM_ONLY)], self.listener.of(sgm.UUIDString(), True))
+        self.listener.wait_for(both.UUIDString(), 1)
+        self.listener.wait_for(legacy.UUIDString(), 1)
+        self.assertEqual([BOTH], self.listener.features_of(both.UUIDString()))
+        self.assertEqual([HEARTBEAT_ONLY], self.listener.features_of(legacy.UUIDString()))
+
+    def test_started_later(self) -> None:
+        self.start_driver()
+        dom = self.define([base.channel_xml(path="/run/test/later.sock")], features=base.features_xml(False, True))
+        self.listener.wait_for(dom.UUIDString(), 1)
+        self.assertEqual([("added", "/run/test/later.sock", False, SGM_ONLY)], self.listener.of(dom.UUIDString(), True))
+
+    def test_live_change_is_reported_again(self) -> None:
+        self.start_driver()
+        dom = self.define([base.channel_xml(path="/run/test/live.sock")])
+        uuid = dom.UUIDString()
+        self.listener.wait_for(uuid, 1)
+        self.set_features(dom, True, True)
+        self.listener.wait_for(uuid, 2)
+        self.assertEqual(("added", "/run/test/live.sock", False, BOTH), self.listener.of(uuid, True)[-1])
+        # Gone again: a channel without metadata is heartbeat-only.
+        self.set_features(dom, None)
+        self.listener.wait_for(uuid, 3)
+        self.assertEqual([HEARTBEAT_ONLY, BOTH, HEARTBEAT_ONLY], self.listener.features_of(uuid))
+        # Metadata of another namespace (Nova's own, rewritten on interface attach) changes nothing.
+        dom.setMetadata(self.libvirt.VIR_DOMAIN_METADATA_ELEMENT, "<instance/>", "nova",
+                        "http://openstack.org/xmlns/libvirt/nova/1.1", self.libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        marker = self.define([base.channel_xml(path="/run/test/marker.sock")])
+        self.listener.wait_for(marker.UUIDString(), 1)
+        self.assertEqual(3, len(self.listener.of(uuid)))
+
+    def test_change_while_paused_keeps_it_suspended(self) -> None:
+        self.start_driver()
+        dom = self.define([base.channel_xml(path="/run/test/paused.sock")])
+        uuid = dom.UUIDString()
+        self.listener.wait_for(uuid, 1)
+        dom.suspend()
+        self.listener.wait_for(uuid, 2)
+        self.set_features(dom, False, True)
+        self.listener.wait_for(uuid, 3)
+        self.assertEqual(("added", "/run/test/paused.sock", True, SGM_ONLY), self.listener.of(uuid, True)[-1])
+        self.assertEqual([("added", "/run/test/paused.sock", False), ("suspended", discovery_base.PAUSED),
+                          ("added", "/run/test/paused.sock", True)], self.listener.of(uuid))
+
+    def test_redefined_with_other_features(self) -> None:
+        # A resize: Nova stops the domain, defines it from the new flavor and starts it again.
+        self.start_driver()
+        dom = self.define([base.channel_xml(path="/run/test/resized.sock")], features=base.features_xml(True, False))
+        uuid = dom.UUIDString()
+        self.listener.wait_for(uuid, 1)
+        dom.destroy()
+        self.listener.wait_for(uuid, 2)
+        channel = base.channel_xml(path="/run/test/resized.sock")
+        dom = self.conn.defineXML(base.mock_domain_xml(dom.name(), uuid, [channel], base.features_xml(True, True)))
+        dom.create()
+        self.listener.wait_for(uuid, 3)
+        self.assertEqual([("added", "/run/test/resized.sock", False, HEARTBEAT_ONLY), ("removed",),
+                          ("added", "/run/test/resized.sock", False, BOTH)], self.listener.of(uuid, True))
+
+    def test_bad_values_are_heartbeat_only(self) -> None:
+        self.start_driver()
+        bad = '<ha_guest:features xmlns:ha_guest="%s" heartbeat="sometimes"/>' % base.FEATURES_NS
+        dom = self.define([base.channel_xml(path="/run/test/bad.sock")], features=bad)
+        self.listener.wait_for(dom.UUIDString(), 1)
+        self.assertEqual([("added", "/run/test/bad.sock", False, HEARTBEAT_ONLY)],
+                         self.listener.of(dom.UUIDString(), True))
 
 
 class FlakyListener(base.RecordingListener):

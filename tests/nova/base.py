@@ -104,6 +104,15 @@ class LibvirtHarnessTestCase(test.NoDBTestCase):
         return drvr._get_guest_xml(self.context, instance, [], disk_info, image_meta)
 
 
+FEATURES_NS = "http://openstack.org/xmlns/libvirt/ha_guest/1.0"
+
+
+def features_elements(xml: str) -> list[etree._Element]:
+    """Return the <ha_guest:features> elements in the domain XML's <metadata>."""
+    root = etree.fromstring(xml.encode("utf-8"))
+    return root.findall("./metadata/{%s}features" % FEATURES_NS)
+
+
 def channels(xml: str, target_name: str) -> list[etree._Element]:
     """Return the <channel> elements of a domain XML with this target name."""
     root = etree.fromstring(xml.encode("utf-8"))

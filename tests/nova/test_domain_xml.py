@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 
+from lxml import etree
 from nova import exception
 from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import driver as libvirt_driver
 
+from ha_guest.compute.discovery import base as discovery_base
+from ha_guest.compute.discovery import libvirt_domain
+from ha_guest.nova import driver as ha_driver
+from ha_guest.nova import specs
 from ha_guest.protocol import constants
 from tests.nova import base
 
@@ -73,6 +78,97 @@ class TestDomainXML(base.LibvirtHarnessTestCase):
     def test_qemu_virt_type(self) -> None:
         self.flags(virt_type="qemu", group="libvirt")
         self.assert_ha_channel(self._xml({"ha_guest:heartbeat": "true"}))
+
+
+class TestFeaturesMetadata(base.LibvirtHarnessTestCase):
+    """<metadata> says what the flavor (or image) enabled, in our namespace, once."""
+
+    def _xml(self, extra_specs=None, image_properties=None) -> str:
+        instance, image_meta = self.make_instance(extra_specs, image_properties)
+        return self.guest_xml(self.make_driver(), instance, image_meta)
+
+    def assert_features(self, xml: str, heartbeat: str, sgm: str) -> None:
+        found = base.features_elements(xml)
+        self.assertEqual(1, len(found), xml)
+        self.assertEqual({"heartbeat": heartbeat, "server_group_messaging": sgm}, dict(found[0].attrib))
+        self.assertEqual("ha_guest", found[0].prefix)
+        # The exact text the design names, and what the compute agent's libvirt discovery reads from it.
+        self.assertIn('<ha_guest:features xmlns:ha_guest="http://openstack.org/xmlns/libvirt/ha_guest/1.0" '
+                      'heartbeat="%s" server_group_messaging="%s"/>' % (heartbeat, sgm), xml)
+        expected = discovery_base.Features(heartbeat == "true", sgm == "true")
+        self.assertEqual((constants.host_socket_path("instance-00000001"), expected),
+                         libvirt_domain.domain_channel(xml, base.HA_CHANNEL))
+
+    def test_heartbeat_only(self) -> None:
+        self.assert_features(self._xml({"ha_guest:heartbeat": "true"}), "true", "false")
+
+    def test_sgm_only(self) -> None:
+        self.assert_features(self._xml({"ha_guest:server_group_messaging": "yes"}), "false", "true")
+
+    def test_both(self) -> None:
+        self.assert_features(self._xml({"ha_guest:heartbeat": "on", "ha_guest:server_group_messaging": "1"}),
+                             "true", "true")
+
+    def test_after_novas_own_metadata(self) -> None:
+        xml = self._xml({"ha_guest:heartbeat": "true"})
+        root = etree.fromstring(xml.encode("utf-8"))
+        children = list(root.find("metadata"))
+        self.assertEqual(["{http://openstack.org/xmlns/libvirt/nova/1.1}instance", "{%s}features" % base.FEATURES_NS],
+                         [child.tag for child in children])
+        self.assertEqual(1, len(root.findall("metadata")))
+
+    def test_image_properties(self) -> None:
+        self.assert_features(self._xml(image_properties={"ha_guest_server_group_messaging": "true"}),
+                             "false", "true")
+        self.assert_features(self._xml(image_properties={"ha_guest_heartbeat": "yes",
+                                                         "ha_guest_server_group_messaging": "yes"}), "true", "true")
+
+    def test_flavor_wins_over_image_per_feature(self) -> None:
+        xml = self._xml({"ha_guest:server_group_messaging": "false"},
+                        {"ha_guest_heartbeat": "true", "ha_guest_server_group_messaging": "true"})
+        self.assert_features(xml, "true", "false")
+        xml = self._xml({"ha_guest:heartbeat": "false", "ha_guest:server_group_messaging": "true"},
+                        {"ha_guest_heartbeat": "true"})
+        self.assert_features(xml, "false", "true")
+
+    def test_none_without_channel(self) -> None:
+        for extra_specs in ({}, {"ha_guest:heartbeat": "false"}, {"ha_guest:recovery": "reboot"}):
+            xml = self._xml(extra_specs)
+            self.assertEqual([], base.features_elements(xml), extra_specs)
+            self.assertNotIn(base.FEATURES_NS, xml)
+
+    def test_hook_never_adds_it_twice(self) -> None:
+        drvr = self.make_driver()
+        instance, image_meta = self.make_instance({"ha_guest:server_group_messaging": "true"})
+        guest = vconfig.LibvirtConfigGuest()
+        guest.virt_type = "kvm"
+        drvr._set_qemu_guest_agent(guest, instance.flavor, instance, image_meta)
+        drvr._set_qemu_guest_agent(guest, instance.flavor, instance, image_meta)
+        self.assertEqual(1, len([item for item in guest.metadata
+                                 if isinstance(item, ha_driver.HAGuestFeaturesMetadata)]))
+
+    def test_added_beside_an_existing_channel(self) -> None:
+        # A config that already has our channel (built by someone else) still gets the features.
+        existing = vconfig.LibvirtConfigGuestChannel()
+        existing.type = "unix"
+        existing.target_name = base.HA_CHANNEL
+        existing.source_path = "/somewhere/else.sock"
+        guest = vconfig.LibvirtConfigGuest()
+        guest.virt_type = "kvm"
+        guest.add_device(existing)
+        instance, image_meta = self.make_instance({"ha_guest:heartbeat": "true"})
+        self.make_driver()._set_qemu_guest_agent(guest, instance.flavor, instance, image_meta)
+        self.assertEqual([existing], guest.devices)
+        self.assertEqual([specs.Features(heartbeat=True, server_group_messaging=False)],
+                         [item.features for item in guest.metadata])
+
+    def test_resize_to_another_flavor(self) -> None:
+        # Nova regenerates the XML from the new flavor on resize; the features follow it.
+        instance, image_meta = self.make_instance({"ha_guest:heartbeat": "true"})
+        drvr = self.make_driver()
+        self.assert_features(self.guest_xml(drvr, instance, image_meta), "true", "false")
+        instance.flavor.extra_specs = {"ha_guest:heartbeat": "true", "ha_guest:server_group_messaging": "true"}
+        self.assert_features(self.guest_xml(drvr, instance, image_meta), "true", "true")
 
 
 class TestBesideQemuGuestAgent(base.LibvirtHarnessTestCase):

@@ -35,6 +35,8 @@ from nova import objects
 from oslo_config import cfg
 from oslo_utils import uuidutils
 
+from ha_guest.compute.discovery import base as discovery_base
+from ha_guest.compute.discovery import libvirt_domain
 from ha_guest.protocol import constants
 from tests.nova import base
 
@@ -177,6 +179,22 @@ class TestRealLibvirtd(base.LibvirtHarnessTestCase):
         # libvirt put the port on the virtio-serial controller it added for it.
         self.assertEqual("virtio-serial", chan.find("address").get("type"))
         self.assertEqual(1, len(live.findall("./devices/controller[@type='virtio-serial']")))
+        # libvirt keeps our features metadata as Nova generated it (live and persistent XML alike).
+        generated_features = base.features_elements(generated)
+        self.assertEqual(1, len(generated_features), generated)
+        for dumped in (live, etree.fromstring(self.virsh("dumpxml", "--inactive", instance.uuid).encode("utf-8"))):
+            kept = dumped.findall("./metadata/{%s}features" % base.FEATURES_NS)
+            self.assertEqual([dict(generated_features[0].attrib)], [dict(element.attrib) for element in kept])
+        # What the compute agent's libvirt discovery reads from libvirt's XML.
+        path_read, features = libvirt_domain.domain_channel(etree.tostring(live, encoding="unicode"),
+                                                            base.HA_CHANNEL)
+        self.assertEqual(path, path_read)
+        self.assertEqual(
+            (generated_features[0].get("heartbeat") == "true",
+             generated_features[0].get("server_group_messaging") == "true"),
+            (features.heartbeat, features.server_group_messaging))
+        # libvirt's metadata API finds it under our namespace, as it stores custom metadata.
+        self.assertIn("server_group_messaging=", self.virsh("metadata", instance.uuid, "--uri", base.FEATURES_NS))
         return live
 
     # -- tests -----------------------------------------------------------------
@@ -187,6 +205,19 @@ class TestRealLibvirtd(base.LibvirtHarnessTestCase):
         # Nothing else changed.
         self.assertEqual(generated, xml.replace('<domain type="qemu">', '<domain type="kvm">', 1))
         self.run_in_libvirtd(instance, xml, generated)
+
+    def test_sgm_only_domain_runs(self) -> None:
+        instance, generated = self.nova_xml({"ha_guest:server_group_messaging": "true"})
+        live = self.run_in_libvirtd(instance, self.adapt(generated), generated)
+        self.assertEqual(discovery_base.Features(heartbeat=False, server_group_messaging=True),
+                         libvirt_domain.channel_features(etree.tostring(live, encoding="unicode")))
+
+    def test_both_features_from_the_image(self) -> None:
+        instance, generated = self.nova_xml(
+            {}, {"ha_guest_heartbeat": "true", "ha_guest_server_group_messaging": "true"})
+        live = self.run_in_libvirtd(instance, self.adapt(generated), generated)
+        self.assertEqual(discovery_base.Features(heartbeat=True, server_group_messaging=True),
+                         libvirt_domain.channel_features(etree.tostring(live, encoding="unicode")))
 
     def test_beside_qemu_guest_agent(self) -> None:
         instance, generated = self.nova_xml({"ha_guest:heartbeat": "true"}, {"hw_qemu_guest_agent": "yes"})

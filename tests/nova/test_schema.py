@@ -41,6 +41,18 @@ class TestLibvirtSchema(base.LibvirtHarnessTestCase):
         self.assertEqual(1, len(base.channels(xml, base.HA_CHANNEL)))
         self.validate(xml)
 
+    def test_features_metadata_validates(self) -> None:
+        # libvirt's schema takes any element in <metadata> (customElement), so this only shows
+        # that ours sits in a valid place; test_real_libvirtd checks libvirt finds it by namespace.
+        for extra_specs, image_properties in (({"ha_guest:heartbeat": "true"}, {}),
+                                              ({"ha_guest:server_group_messaging": "true"}, {}),
+                                              ({}, {"ha_guest_heartbeat": "true",
+                                                    "ha_guest_server_group_messaging": "true"})):
+            instance, image_meta = self.make_instance(extra_specs, image_properties)
+            xml = self.guest_xml(self.make_driver(), instance, image_meta)
+            self.assertEqual(1, len(base.features_elements(xml)), xml)
+            self.validate(xml)
+
     def test_validator_catches_a_broken_channel(self) -> None:
         # Proves the check has teeth: a channel without a target type is invalid.
         instance, image_meta = self.make_instance({"ha_guest:heartbeat": "true"})

@@ -14,12 +14,17 @@ An event is handled by reading the domain's state and XML *now* rather than
 trusting the event's detail: events arrive late and are lost while the
 connection is down, so the driver always converges on what libvirt says at
 the moment. What each state means is in ``libvirt_domain.domain_status``.
+
+The domain XML also says what the instance's flavor enabled (the
+``<ha_guest:features>`` metadata our Nova driver writes; none: heartbeat
+only). Each ``channel_added`` carries them, and a known channel whose
+features change (a new XML after a resize, a metadata change event) is
+reported again with ``channel_added``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import queue
 import threading
@@ -29,7 +34,10 @@ from typing import Any, Dict, List, Optional, Tuple
 from oslo_config import cfg
 
 from ha_guest.compute.discovery import base
-from ha_guest.compute.discovery.libvirt_domain import DomainStatus, Watch, channel_socket, domain_status, event_name
+from ha_guest.compute.discovery.libvirt_domain import DomainStatus, Watch, domain_channel, domain_status, event_name
+from ha_guest.compute.discovery.libvirt_loop import event_loop
+
+__all__ = ["LibvirtDiscovery", "event_loop"]
 
 LOG = logging.getLogger(__name__)
 
@@ -43,48 +51,6 @@ STOP_TIMEOUT_S = 5.0
 # One reset gives a burst of reboot events (SeaBIOS resets again while it starts); no guest
 # boots and registers within this, so later events of the burst are the same reset.
 RESET_COALESCE_S = 1.0
-
-_event_loop_lock = threading.Lock()
-_libvirt_module: Any = None
-
-
-def event_loop() -> Any:
-    """Return the libvirt module with its default event loop running in a daemon thread (once per process).
-
-    Call it before the process opens any libvirt connection: libvirt
-    delivers a connection's events only through the loop registered then.
-    """
-    global _libvirt_module
-    with _event_loop_lock:
-        if _libvirt_module is not None:
-            return _libvirt_module
-        try:
-            module = importlib.import_module("libvirt")
-        except ImportError as exc:
-            raise RuntimeError(
-                "the libvirt discovery driver needs libvirt-python: pip install 'ha_guest[libvirt]' "
-                "(it builds against libvirt's headers: apt-get install libvirt-dev pkg-config)") from exc
-        # libvirt prints every error on stderr by default; they reach us as exceptions anyway.
-        module.registerErrorHandler(_log_libvirt_error, None)
-        module.virEventRegisterDefaultImpl()
-        thread = threading.Thread(target=_run_event_loop, args=(module,), name="libvirt-event-loop", daemon=True)
-        thread.start()
-        _libvirt_module = module
-        return module
-
-
-def _log_libvirt_error(_ctx: Any, error: Any) -> None:
-    LOG.debug("libvirt: %s", error[2] if isinstance(error, (list, tuple)) and len(error) > 2 else error)
-
-
-def _run_event_loop(module: Any) -> None:
-    while True:
-        try:
-            module.virEventRunDefaultImpl()
-        except Exception:  # noqa: BLE001 - the loop must outlive any one failure
-            LOG.exception("libvirt event loop iteration failed")
-            time.sleep(0.1)
-
 
 @dataclasses.dataclass(frozen=True)
 class _Event:
@@ -102,10 +68,14 @@ class _Closed:
 
 _STOP = object()
 
+#: What one look at a domain gives: its status, our channel's socket (or None) and its features.
+_Seen = Tuple[DomainStatus, Optional[str], base.Features]
+
 
 @dataclasses.dataclass
 class _Known:
     path: str
+    features: base.Features
     suspended: Optional[str] = None  # the reason, while suspended
     failed: bool = False
     reset_at: float = -RESET_COALESCE_S  # time.monotonic() of the last reset
@@ -157,6 +127,12 @@ class LibvirtDiscovery(base.DiscoveryDriver):
             self._queue.put(_Event(generation, dom.UUIDString(), event_name(event, detail)))
         except Exception:  # noqa: BLE001 - never raise into libvirt
             LOG.exception("libvirt lifecycle callback failed")
+
+    def _on_metadata(self, _conn: Any, dom: Any, _kind: int, _uri: Any, generation: int) -> None:
+        try:
+            self._queue.put(_Event(generation, dom.UUIDString(), "METADATA"))
+        except Exception:  # noqa: BLE001 - never raise into libvirt
+            LOG.exception("libvirt metadata callback failed")
 
     def _on_reboot(self, _conn: Any, dom: Any, generation: int) -> None:
         try:
@@ -235,6 +211,9 @@ class LibvirtDiscovery(base.DiscoveryDriver):
             self._callback_ids = [
                 conn.domainEventRegisterAny(None, lv.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, generation),
                 conn.domainEventRegisterAny(None, lv.VIR_DOMAIN_EVENT_ID_REBOOT, self._on_reboot, generation),
+                # Our features changed in place (virsh metadata, setMetadata): libvirt >= 3.0.
+                conn.domainEventRegisterAny(None, lv.VIR_DOMAIN_EVENT_ID_METADATA_CHANGE, self._on_metadata,
+                                            generation),
             ]
             self._resync()
         except lv.libvirtError as exc:
@@ -275,7 +254,7 @@ class LibvirtDiscovery(base.DiscoveryDriver):
             return  # an event of a connection since closed: the listing on reconnecting covered it
         lv = self._libvirt
         try:
-            status, path = self._observe(item.uuid)
+            status, path, features = self._observe(item.uuid)
         except lv.libvirtError as exc:
             if self._conn is not None and not self._conn.isAlive():
                 LOG.warning("connection to libvirt at %s lost, reconnecting: %s", self.uri, exc)
@@ -290,39 +269,41 @@ class LibvirtDiscovery(base.DiscoveryDriver):
             # The guest was reset: its agent is gone without an exit and starts over after boot.
             # A new lifetime for the channel, so the boot is not counted as misses.
             self._forget(item.uuid, "guest reset")
-            self._apply(item.uuid, status, path, item.what)
+            self._apply(item.uuid, (status, path, features), item.what)
             if item.uuid in self._known:
                 self._known[item.uuid].reset_at = time.monotonic()
             return
-        self._apply(item.uuid, status, path, item.what)
+        self._apply(item.uuid, (status, path, features), item.what)
 
-    def _observe(self, uuid: str) -> Tuple[DomainStatus, Optional[str]]:
-        """Read one domain's status and channel socket now."""
+    def _observe(self, uuid: str) -> _Seen:
+        """Read one domain's status, channel socket and features now."""
         lv = self._libvirt
         try:
             dom = self._conn.lookupByUUIDString(uuid)
             return self._status(dom)
         except lv.libvirtError as exc:
             if exc.get_error_code() == lv.VIR_ERR_NO_DOMAIN:
-                return DomainStatus(Watch.GONE, "no such domain"), None
+                return DomainStatus(Watch.GONE, "no such domain"), None, base.LEGACY_FEATURES
             raise
 
-    def _status(self, dom: Any) -> Tuple[DomainStatus, Optional[str]]:
+    def _status(self, dom: Any) -> _Seen:
         state, reason = dom.state()
         status = domain_status(state, reason)
         if status.watch is Watch.GONE:
-            return status, None
+            return status, None, base.LEGACY_FEATURES
         xml = dom.XMLDesc(0)
+        uuid = dom.UUIDString()
         try:
-            return status, channel_socket(xml, self.channel_name)
+            path, features = domain_channel(xml, self.channel_name, uuid)
         except (ValueError, SyntaxError) as exc:  # ElementTree.ParseError is a SyntaxError
-            LOG.warning("%s: unusable domain XML: %s", dom.UUIDString(), exc)
-            return status, None
+            LOG.warning("%s: unusable domain XML: %s", uuid, exc)
+            return status, None, base.LEGACY_FEATURES
+        return status, path, features
 
     def _resync(self) -> None:
         """List every domain and reconcile (on each new connection)."""
         lv = self._libvirt
-        seen: Dict[str, Tuple[DomainStatus, Optional[str]]] = {}
+        seen: Dict[str, _Seen] = {}
         for dom in self._conn.listAllDomains(0):
             try:
                 seen[dom.UUIDString()] = self._status(dom)
@@ -331,11 +312,12 @@ class LibvirtDiscovery(base.DiscoveryDriver):
                     raise  # gone since the listing: treated as not listed
         for uuid in [uuid for uuid in self._known if uuid not in seen]:
             self._forget(uuid, "not defined any more")
-        for uuid, (status, path) in seen.items():
-            self._apply(uuid, status, path, "listed")
+        for uuid, found in seen.items():
+            self._apply(uuid, found, "listed")
 
-    def _apply(self, uuid: str, status: DomainStatus, path: Optional[str], why: str) -> None:
-        """Bring the listener in line with one domain's status."""
+    def _apply(self, uuid: str, seen: _Seen, why: str) -> None:
+        """Bring the listener in line with one domain's status, channel and features."""
+        status, path, features = seen
         known = self._known.get(uuid)
         if status.watch is Watch.GONE:
             if known is not None:
@@ -345,7 +327,7 @@ class LibvirtDiscovery(base.DiscoveryDriver):
             # Keep the channel: its heartbeat goes silent and the compute agent reports that.
             if known is None:
                 if path:
-                    self._add(uuid, path, None, "%s, %s" % (why, status.reason))
+                    self._add(uuid, path, features, None, "%s, %s" % (why, status.reason))
                     self._known[uuid].failed = True
                 return
             if not known.failed:
@@ -362,13 +344,13 @@ class LibvirtDiscovery(base.DiscoveryDriver):
             return
         suspended = status.reason if status.watch is Watch.SUSPENDED else None
         if known is None:
-            self._add(uuid, path, suspended, why)
+            self._add(uuid, path, features, suspended, why)
             return
         known.failed = False
-        if path != known.path:
-            LOG.info("%s: channel moved to %s (%s)", uuid, path, why)
-            known.path = path
-            self._notify("channel_added", uuid, path, suspended=suspended is not None)
+        if path != known.path or features != known.features:
+            LOG.info("%s: channel at %s, %s (%s)", uuid, path, _describe(features), why)
+            known.path, known.features = path, features
+            self._notify("channel_added", uuid, path, suspended=suspended is not None, features=features)
         if suspended is not None and known.suspended != suspended:
             LOG.info("%s: %s (%s)", uuid, suspended, why)
             known.suspended = suspended
@@ -378,10 +360,11 @@ class LibvirtDiscovery(base.DiscoveryDriver):
             known.suspended = None
             self._notify("instance_resumed", uuid)
 
-    def _add(self, uuid: str, path: str, suspended: Optional[str], why: str) -> None:
-        LOG.info("%s: channel at %s%s (%s)", uuid, path, ", %s" % suspended if suspended else "", why)
-        self._known[uuid] = _Known(path, suspended)
-        self._notify("channel_added", uuid, path, suspended=suspended is not None)
+    def _add(self, uuid: str, path: str, features: base.Features, suspended: Optional[str], why: str) -> None:
+        LOG.info("%s: channel at %s, %s%s (%s)", uuid, path, _describe(features),
+                 ", %s" % suspended if suspended else "", why)
+        self._known[uuid] = _Known(path, features, suspended)
+        self._notify("channel_added", uuid, path, suspended=suspended is not None, features=features)
         if suspended is not None:
             self._notify("instance_suspended", uuid, suspended)  # says why
 
@@ -397,3 +380,9 @@ class LibvirtDiscovery(base.DiscoveryDriver):
             getattr(self.listener, method)(*args, **kwargs)
         except Exception:  # noqa: BLE001 - a listener bug must not stop discovery
             LOG.exception("discovery listener %s%r failed", method, args)
+
+
+def _describe(features: base.Features) -> str:
+    """Features for logs."""
+    return "heartbeat %s, server group messaging %s" % (
+        "on" if features.heartbeat else "off", "on" if features.server_group_messaging else "off")

@@ -1,18 +1,25 @@
-"""What a libvirt domain means for its ha_guest channel: the socket in its XML, and whether to watch it.
+"""What a libvirt domain means for its ha_guest channel: the socket and features in its XML, and whether to watch it.
 
 Pure functions over libvirt's numbers and XML, so they are testable without
 libvirt-python. The numbers are libvirt's stable ABI (``libvirt-domain.h``);
-the libvirt test env checks them against libvirt-python's constants.
+the libvirt test env checks them against libvirt-python's constants. The
+features come from the ``<ha_guest:features>`` element our Nova driver
+writes into ``<metadata>`` (names in ha_guest.nova.features_xml); a domain
+without it is heartbeat-only (``base.LEGACY_FEATURES``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 import xml.etree.ElementTree as ElementTree
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple, Union
 
 from ha_guest.compute.discovery import base
+from ha_guest.nova import features_xml
+
+LOG = logging.getLogger(__name__)
 
 # A domain's XML is a few kB (a big Nova guest: tens of kB). Anything far
 # larger is not worth parsing on the discovery thread.
@@ -153,17 +160,29 @@ def event_name(event: int, detail: int) -> str:
         return "%d/%d" % (event, detail)
 
 
-def channel_socket(xml: str, channel_name: str) -> Optional[str]:
+def parse(xml: str) -> ElementTree.Element:
+    """Parse a domain XML of bounded size; raise ValueError or SyntaxError (ElementTree.ParseError).
+
+    The XML is libvirt's own output (no DTD, entities escaped), so the
+    standard library parser is safe on it; its size is bounded anyway.
+    """
+    if len(xml) > MAX_XML_CHARS:
+        raise ValueError("domain XML of %d characters is larger than %d" % (len(xml), MAX_XML_CHARS))
+    return ElementTree.fromstring(xml)
+
+
+def _root(xml: Union[str, ElementTree.Element]) -> ElementTree.Element:
+    return parse(xml) if isinstance(xml, str) else xml
+
+
+def channel_socket(xml: Union[str, ElementTree.Element], channel_name: str) -> Optional[str]:
     """Return the host socket of the unix virtio channel named ``channel_name``, or None.
 
     Only a ``mode='bind'`` source counts: QEMU listens there and the compute
     agent connects (that is how Nova and libvirt's auto-generated paths set
-    it up). The XML is libvirt's own output (no DTD, entities escaped), so
-    the standard library parser is safe on it; its size is bounded anyway.
+    it up).
     """
-    if len(xml) > MAX_XML_CHARS:
-        raise ValueError("domain XML of %d characters is larger than %d" % (len(xml), MAX_XML_CHARS))
-    root = ElementTree.fromstring(xml)
+    root = _root(xml)
     for channel in root.iterfind("./devices/channel"):
         if channel.get("type") != "unix":
             continue
@@ -177,3 +196,51 @@ def channel_socket(xml: str, channel_name: str) -> Optional[str]:
         if path:
             return path
     return None
+
+
+def parse_features(xml: Union[str, ElementTree.Element]) -> base.Features:
+    """Return the features in the domain's metadata; LEGACY_FEATURES without our element.
+
+    Raises ValueError for an attribute that is neither true nor false. A
+    missing attribute takes the legacy default (heartbeat on, SGM off). Of
+    several elements (only a hand-made XML has them: libvirt keeps one per
+    namespace) the first counts, as libvirt's own virDomainGetMetadata does.
+    """
+    element = _root(xml).find("./metadata/" + features_xml.QUALIFIED_ELEMENT)
+    if element is None:
+        return base.LEGACY_FEATURES
+    legacy = base.LEGACY_FEATURES
+    return base.Features(
+        heartbeat=features_xml.parse_bool(
+            features_xml.HEARTBEAT, element.get(features_xml.HEARTBEAT), legacy.heartbeat),
+        server_group_messaging=features_xml.parse_bool(
+            features_xml.SERVER_GROUP_MESSAGING, element.get(features_xml.SERVER_GROUP_MESSAGING),
+            legacy.server_group_messaging),
+    )
+
+
+def channel_features(xml: Union[str, ElementTree.Element], domain: str = "") -> base.Features:
+    """Return the features in the domain's metadata; never raises.
+
+    A domain without our element, with values we can't read, or with XML that
+    does not parse is heartbeat-only (LEGACY_FEATURES): that is what every
+    channel meant before the features were written, so monitoring goes on.
+    """
+    try:
+        return parse_features(xml)
+    except (ValueError, SyntaxError) as exc:  # ElementTree.ParseError is a SyntaxError
+        LOG.warning("%s: unusable ha_guest features metadata, taking heartbeat only: %s", domain or "domain", exc)
+        return base.LEGACY_FEATURES
+
+
+def domain_channel(xml: str, channel_name: str, domain: str = "") -> Tuple[Optional[str], base.Features]:
+    """Return our channel's socket (or None) and the features, parsing the XML once.
+
+    Raises ValueError or SyntaxError when the XML itself is unusable; bad
+    feature values only give LEGACY_FEATURES (see channel_features).
+    """
+    root = parse(xml)
+    path = channel_socket(root, channel_name)
+    if path is None:
+        return None, base.LEGACY_FEATURES
+    return path, channel_features(root, domain)

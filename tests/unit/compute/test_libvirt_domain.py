@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import fixtures
 import testtools
 
 from ha_guest.compute.discovery import base
@@ -12,16 +15,32 @@ from ha_guest.compute.discovery.libvirt_domain import (
     PausedReason,
     ShutoffReason,
     Watch,
+    channel_features,
     channel_socket,
+    domain_channel,
     domain_status,
     event_name,
+    parse_features,
 )
+from ha_guest.nova import features_xml
 
 CHANNEL = "org.openstack.ha_guest.0"
 
 
-def domain_xml(*channels: str) -> str:
-    return "<domain type='kvm'><name>instance-00000001</name><devices>%s</devices></domain>" % "".join(channels)
+NS = "http://openstack.org/xmlns/libvirt/ha_guest/1.0"
+NOVA_META = ("<nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'>"
+             "<nova:name>vm</nova:name></nova:instance>")
+
+
+def domain_xml(*channels: str, metadata: str = "") -> str:
+    return ("<domain type='kvm'><name>instance-00000001</name>%s<devices>%s</devices></domain>"
+            % ("<metadata>%s</metadata>" % metadata if metadata else "", "".join(channels)))
+
+
+def features(prefix: str = "ha_guest", uri: str = NS, **attributes: str) -> str:
+    """Our metadata element, as Nova's lxml writes it or libvirt's dumpxml gives it back."""
+    values = "".join(" %s='%s'" % item for item in attributes.items())
+    return "<%s:features xmlns:%s='%s'%s/>" % (prefix, prefix, uri, values)
 
 
 def channel(name: str = CHANNEL, path: str = "/var/lib/libvirt/qemu/x.sock", mode: str = "bind",
@@ -104,3 +123,86 @@ class TestChannelSocket(testtools.TestCase):
     def test_bad_xml(self) -> None:
         self.assertRaises(SyntaxError, channel_socket, "<domain><devices>", CHANNEL)
         self.assertRaises(ValueError, channel_socket, " " * (MAX_XML_CHARS + 1), CHANNEL)
+
+
+class TestFeatures(testtools.TestCase):
+    """What the instance may use, from the <ha_guest:features> element in <metadata>."""
+
+    def test_values(self) -> None:
+        for heartbeat in (True, False):
+            for sgm in (True, False):
+                xml = domain_xml(channel(), metadata=NOVA_META + features(
+                    **features_xml.attributes(heartbeat, sgm)))
+                self.assertEqual(base.Features(heartbeat, sgm), channel_features(xml))
+
+    def test_exact_text_the_driver_writes(self) -> None:
+        # What Nova's lxml serialises and libvirt's dumpxml gives back (double quotes, one line).
+        xml = ('<domain type="kvm"><name>i</name><metadata>%s<ha_guest:features '
+               'xmlns:ha_guest="http://openstack.org/xmlns/libvirt/ha_guest/1.0" heartbeat="false" '
+               'server_group_messaging="true"/></metadata></domain>' % NOVA_META)
+        self.assertEqual(base.Features(heartbeat=False, server_group_messaging=True), parse_features(xml))
+        self.assertEqual(NS, features_xml.NAMESPACE_URI)
+
+    def test_no_metadata_is_legacy(self) -> None:
+        for xml in (domain_xml(channel()),
+                    domain_xml(channel(), metadata=NOVA_META),
+                    # The name alone is not enough: libvirt keys metadata by namespace URI.
+                    domain_xml(metadata=features(uri="http://example.com/other", heartbeat="false")),
+                    domain_xml(metadata="<features heartbeat='false'/>"),
+                    # Our element outside <metadata> is not ours.
+                    domain_xml(features(heartbeat="false"))):
+            self.assertEqual(base.LEGACY_FEATURES, parse_features(xml), xml)
+            self.assertEqual(base.Features(heartbeat=True, server_group_messaging=False), channel_features(xml))
+
+    def test_prefix_does_not_matter(self) -> None:
+        xml = domain_xml(metadata=features(prefix="hg", heartbeat="false", server_group_messaging="true"))
+        self.assertEqual(base.Features(False, True), parse_features(xml))
+
+    def test_xsd_boolean_words_and_missing_attributes(self) -> None:
+        cases = {(("heartbeat", "0"), ("server_group_messaging", "1")): base.Features(False, True),
+                 (("heartbeat", " true "),): base.Features(True, False),
+                 (("server_group_messaging", "true"),): base.Features(True, True),
+                 (("heartbeat", "false"),): base.Features(False, False),
+                 (): base.LEGACY_FEATURES}
+        for attributes, expected in cases.items():
+            self.assertEqual(expected, parse_features(domain_xml(metadata=features(**dict(attributes)))), attributes)
+
+    def test_first_element_counts(self) -> None:
+        xml = domain_xml(metadata=features(heartbeat="false", server_group_messaging="true")
+                         + features(heartbeat="true", server_group_messaging="false"))
+        self.assertEqual(base.Features(False, True), parse_features(xml))
+
+    def test_bad_values_are_legacy_and_logged(self) -> None:
+        log = self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
+        for value in ("yes", "True", "", "on", "2"):
+            xml = domain_xml(channel(), metadata=features(heartbeat="false", server_group_messaging=value))
+            self.assertRaises(ValueError, parse_features, xml)
+            self.assertEqual(base.LEGACY_FEATURES, channel_features(xml, "uuid-1"), value)
+        self.assertEqual(5, log.output.count("uuid-1: unusable ha_guest features metadata"), log.output)
+
+    def test_unparsable_xml_is_legacy(self) -> None:
+        self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
+        self.assertEqual(base.LEGACY_FEATURES, channel_features("<domain><metadata>"))
+        self.assertEqual(base.LEGACY_FEATURES, channel_features(" " * (MAX_XML_CHARS + 1)))
+
+
+class TestDomainChannel(testtools.TestCase):
+    """The socket and the features from one parse."""
+
+    def test_both(self) -> None:
+        xml = domain_xml(channel(path="/ours.sock"),
+                         metadata=features(heartbeat="false", server_group_messaging="true"))
+        self.assertEqual(("/ours.sock", base.Features(False, True)), domain_channel(xml, CHANNEL))
+
+    def test_no_channel_no_features(self) -> None:
+        xml = domain_xml(metadata=features(heartbeat="false", server_group_messaging="true"))
+        self.assertEqual((None, base.LEGACY_FEATURES), domain_channel(xml, CHANNEL))
+
+    def test_bad_features_keep_the_channel(self) -> None:
+        self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
+        xml = domain_xml(channel(path="/ours.sock"), metadata=features(heartbeat="maybe"))
+        self.assertEqual(("/ours.sock", base.LEGACY_FEATURES), domain_channel(xml, CHANNEL))
+
+    def test_bad_xml_raises(self) -> None:
+        self.assertRaises(SyntaxError, domain_channel, "<domain><devices>", CHANNEL)
+        self.assertRaises(ValueError, domain_channel, " " * (MAX_XML_CHARS + 1), CHANNEL)
