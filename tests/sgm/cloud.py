@@ -88,8 +88,10 @@ class SgmTestCase(FunctionalTestCase):
         where = self.hosts[host]
         os.makedirs(where.host_dir, exist_ok=True)
         # The features file first: discovery reads it when the socket appears.
-        with open(os.path.join(where.host_dir, '%s.features' % instance), 'w', encoding='utf-8') as handle:
+        temporary = os.path.join(where.host_dir, '.%s.features' % instance)  # hidden names are not read
+        with open(temporary, 'w', encoding='utf-8') as handle:
             json.dump({'heartbeat': heartbeat, 'server_group_messaging': sgm}, handle)
+        os.rename(temporary, os.path.join(where.host_dir, '%s.features' % instance))
         specs = {'ha_guest:heartbeat': str(heartbeat).lower(), 'ha_guest:server_group_messaging': str(sgm).lower()}
         specs.update(extra_specs or {})
         self.stub.add_server(specs, host=host, uuid=instance, **server)
