@@ -139,8 +139,9 @@ class OpenStackStub:
         self._thread.join(5)
 
     def add_server(self, extra_specs: Optional[dict[str, str]] = None, **kwargs: Any) -> Server:
-        """Create a server whose flavor has ``extra_specs``; return it."""
-        server = Server(str(uuid.uuid4()), dict(extra_specs or {}), **kwargs)
+        """Create a server whose flavor has ``extra_specs`` (``uuid`` and the other Server fields may be given)."""
+        kwargs.setdefault('uuid', str(uuid.uuid4()))
+        server = Server(extra_specs=dict(extra_specs or {}), **kwargs)
         with self.lock:
             self.servers[server.uuid] = server
         return server

@@ -79,6 +79,11 @@ def _flavor(instance: NovaInstance) -> dict[str, Any]:
     })
 
 
+#: Events whose notification Nova builds from the instance's block device mappings (a list, empty without
+#: volumes); the others show none ([notifications] bdms_in_notifications is off by default).
+_WITH_BDMS = ('instance.create.', 'instance.delete.', 'instance.rebuild.')
+
+
 def instance_payload(instance: NovaInstance, event_type: str, request_id: Optional[str] = None) -> dict[str, Any]:
     """Return the payload Nova sends with ``event_type`` about ``instance`` (no fault, no volumes, no ports)."""
     data: dict[str, Any] = {
@@ -91,7 +96,8 @@ def instance_payload(instance: NovaInstance, event_type: str, request_id: Option
         'ramdisk_id': '', 'created_at': _isotime(instance.created_at), 'launched_at': _isotime(instance.launched_at),
         'terminated_at': None, 'deleted_at': None, 'updated_at': None, 'state': instance.vm_state,
         'power_state': instance.power_state, 'task_state': instance.task_state, 'progress': 0, 'ip_addresses': [],
-        'block_devices': [], 'metadata': {}, 'locked': False, 'auto_disk_config': 'MANUAL',
+        'block_devices': [] if event_type.startswith(_WITH_BDMS) else None, 'metadata': {}, 'locked': False,
+        'auto_disk_config': 'MANUAL',
         'action_initiator_user': instance.user_id, 'action_initiator_project': instance.project_id,
         'locked_reason': None, 'shares': None,
     }
@@ -147,7 +153,8 @@ class NovaNotifier:
 
     def delete_group(self, group_uuid: str, members: Sequence[str] = (), api_host: str = 'api-1') -> None:
         """Send server_group.delete."""
-        self.emit('server_group.delete', server_group_payload(group_uuid, members), publisher_id(api_host, SOURCE_API))
+        self.emit('server_group.delete', server_group_payload(group_uuid, members),
+                  publisher_id(api_host, SOURCE_API))
 
     def close(self) -> None:
         """Release the transport."""

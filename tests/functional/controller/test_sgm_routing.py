@@ -33,7 +33,7 @@ class TestBroadcastRouting(SgmTestCase):
         self.assertEqual('sgm_deliver', method)
         # Both broadcasts in one cast, in the order sent, for both local recipients.
         self.assertEqual([first['payload'], second['payload']], [d['payload'] for d in deliveries])
-        for delivery, sent in zip(deliveries, (first, second)):
+        for delivery, sent in zip(deliveries, (first, second), strict=True):
             self.assertEqual(self.a.uuid, delivery['sender'])
             self.assertEqual(sorted([self.b.uuid, self.c.uuid]), sorted(delivery['recipients']))
             self.assertEqual(sent['stamp'], delivery['stamp'])
