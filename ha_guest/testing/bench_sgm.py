@@ -35,7 +35,14 @@ from typing import Any, Optional
 
 from ha_guest.testing.bench_procs import BenchError, CpuMeter, Service, cpu_seconds, find_process
 from ha_guest.testing.bench_report import percentile, rounded
-from ha_guest.testing.bench_sgm_parts import Layout, SgmHelper, load_figures, print_sgm_table
+from ha_guest.testing.bench_sgm_parts import (
+    Layout,
+    SgmHelper,
+    cpu_ms_per_broadcast,
+    load_figures,
+    logged_drops,
+    print_sgm_table,
+)
 from ha_guest.testing.messaging import check_broker, make_conf, service_config, transport_url
 from ha_guest.testing.waiting import wait_for
 
@@ -69,7 +76,7 @@ class SgmBench:
         self.result: dict[str, Any] = {
             'groups': args.groups, 'group_size': GROUP_SIZE, 'hosts': HOSTS, 'guests': args.groups * GROUP_SIZE,
             'payload_bytes': args.payload_bytes, 'heartbeat': 'off (SGM-only instances)',
-            'sgm_batch_window_ms': args.batch_window_ms}
+            'sgm_batch_window_ms': args.batch_window_ms, 'executor_threads': args.executor_threads or 64}
 
     def log(self, text: str) -> None:
         print('[bench-sgm %6.1f s] %s' % (time.monotonic() - self.started, text), file=sys.stderr, flush=True)
@@ -119,7 +126,11 @@ class SgmBench:
             'rpc': {'controller_topic': 'bench_controller_' + suffix,
                     'controller_sync_topic': 'bench_controller_sync_' + suffix,
                     'compute_topic': 'bench_compute_' + suffix}}
-        controller_groups = dict(self.groups, controller={'fault_sinks': ['log']}, sgm={
+        # The services' own: an RPC server option, which the bench's client configuration does not have.
+        self.service_defaults = dict(self.groups['DEFAULT'])
+        if self.args.executor_threads:
+            self.service_defaults['executor_thread_pool_size'] = self.args.executor_threads
+        controller_groups = dict(self.groups, DEFAULT=self.service_defaults, controller={'fault_sinks': ['log']}, sgm={
             'enabled': True, 'notification_topics': [self.args.nova_topic], 'notification_exchange': self.nova_exchange,
             # A pool of this run's own: a listener of another run or test never takes our notifications.
             'notification_pool': 'ha_guest-sgm-bench-' + suffix}, nova_api=self.nova_api_options(self.stub))
@@ -168,7 +179,7 @@ class SgmBench:
 
     def _start_computes(self) -> None:
         for index, host in enumerate(self.layout.hosts, 1):
-            groups = dict(self.groups, compute={
+            groups = dict(self.groups, DEFAULT=self.service_defaults, compute={
                 'discovery_driver': 'directory', 'directory_path': self.layout.folder(host),
                 'state_file': os.path.join(self.tmp, '%s-state.json' % host),
                 'sgm_batch_window_ms': self.args.batch_window_ms})
@@ -257,8 +268,8 @@ class SgmBench:
         meter.start()
         time.sleep(args.load_s)
         meter.stop()
-        # Drain: until nothing more arrives (or 10 s).
-        last, deadline = -1, time.monotonic() + 10.0
+        # Drain: until nothing more arrives for a moment (or 30 s), so the next phase starts on an idle system.
+        last, deadline = -1, time.monotonic() + 30.0
         while time.monotonic() < deadline:
             time.sleep(0.5)
             now = sum(helper.ask('status')['deliveries'] for helper in self.helpers)
@@ -268,6 +279,7 @@ class SgmBench:
         reports = [helper.ask('report') for helper in self.helpers]
         self.result.update(load_figures(reports, start_ns, args.load_s, GROUP_SIZE - 1))
         self.result['load_cpu_percent'] = meter.percent
+        self.result['load_cpu_ms_per_broadcast'] = cpu_ms_per_broadcast(meter.percent, self.result['offered_per_s'])
         self.log('sustained: %s broadcasts/s delivered to every peer, %s lost' % (
             self.result['broadcasts_per_s'], self.result['broadcasts_lost']))
 
@@ -335,6 +347,9 @@ class SgmBench:
         if self.stub is not None:
             self.stub.stop()
         self.result['exit_statuses'] = statuses
+        # After the agents stopped: their last lines are written.
+        self.result['agent_drops_logged'] = logged_drops([s.log_path for n, s in self.services.items()
+                                                          if n.startswith('compute')])
         if self.args.keep:
             print('logs kept in %s' % self.tmp, file=sys.stderr)
         else:
@@ -357,6 +372,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--pause-ms', type=float, default=5.0, help='pause between light-load samples')
     parser.add_argument('--batch-window-ms', type=float, default=2.0,
                         help="the compute agents' [compute] sgm_batch_window_ms (default 2.0, the option's default)")
+    parser.add_argument('--executor-threads', type=int, default=0,
+                        help="the services' [DEFAULT] executor_thread_pool_size (default: oslo.messaging's, 64)")
     parser.add_argument('--nova-topic', default='versioned_notifications', help="Nova's versioned notifications topic")
     parser.add_argument('--payload-bytes', type=int, default=3050, choices=[3050], help=argparse.SUPPRESS)
     parser.add_argument('--json', metavar='PATH', help='write the figures to this file as JSON')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -160,6 +161,29 @@ def load_figures(reports: list[dict[str, Any]], start_ns: int, seconds: float, p
     }
 
 
+_DROP_LINE = re.compile(r'broadcast dropped \((\w+)\).*?(?:\((\d+) similar lines suppressed\))?$')
+
+
+def logged_drops(paths: list[str]) -> dict[str, int]:
+    """Broadcasts the compute agents logged as dropped, by reason: a lower bound (their logs are rate-limited)."""
+    drops: dict[str, int] = {}
+    for path in paths:
+        try:
+            with open(path, encoding='utf-8', errors='replace') as handle:
+                for line in handle:
+                    match = _DROP_LINE.search(line.rstrip())
+                    if match is not None:
+                        drops[match.group(1)] = drops.get(match.group(1), 0) + 1 + int(match.group(2) or 0)
+        except OSError:
+            continue
+    return drops
+
+
+def cpu_ms_per_broadcast(percent: dict[str, float], per_s: float) -> dict[str, float]:
+    """CPU milliseconds each process spent per broadcast offered, from its % of a core at ``per_s`` broadcasts/s."""
+    return {name: round(10.0 * value / per_s, 2) for name, value in percent.items()} if per_s else {}
+
+
 def print_sgm_table(result: dict[str, Any], url: str) -> None:
     """Print the figures as a small table."""
     def ms(name: str) -> str:
@@ -184,6 +208,7 @@ def print_sgm_table(result: dict[str, Any], url: str) -> None:
             ms('notify_p50_ms'), ms('notify_p99_ms'), ms('notify_max_ms'), result.get('notify_samples'),
             result.get('notify_incomplete'))),
         ('nacks to guests', json.dumps(result.get('nacks'))),
+        ('drops the agents logged', json.dumps(result.get('agent_drops_logged'))),
         ('broker', safe_url(url)),
         ('duration', '%s s' % result.get('duration_s')),
     ]
