@@ -119,7 +119,7 @@ class TestFigures(testtools.TestCase):
 
     def test_load_figures(self) -> None:
         start = 1_000_000_000_000
-        reports = [
+        reports: list[dict[str, Any]] = [
             {'sent': {'a': [[1, start + 1_000_000], [2, start + 1_500_000_000]], 'b': [[1, start - 1]]},
              'receipts': [['a', 1, 2, start + 6_000_000], ['a', 2, 1, start + 1_600_000_000]]},
             {'sent': {}, 'receipts': [['a', 1, 1, start + 4_000_000], ['a', 2, 3, start + 1_700_000_000]]},
