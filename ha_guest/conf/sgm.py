@@ -94,8 +94,10 @@ OPTS: list[cfg.Opt] = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register the [sgm] options on ``conf``."""
-    conf.register_group(group)
-    conf.register_opts(OPTS, group=group)
+    # A fresh OptGroup: oslo.config keeps a registered group object (and the overrides set on it), so two
+    # ConfigOpts given the same object would share their [sgm] overrides.
+    conf.register_group(cfg.OptGroup(group.name, title=group.title, help=group.help))
+    conf.register_opts(OPTS, group=GROUP)
 
 
 def list_opts() -> dict[cfg.OptGroup, list[cfg.Opt]]:
