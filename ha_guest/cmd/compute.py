@@ -22,6 +22,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from ha_guest import conf as ha_conf
     from ha_guest import rpc
+    from ha_guest.compute.endpoint import RPC_WORKERS
     from ha_guest.compute.manager import ComputeEndpoint, ComputeManager
 
     conf = cfg.CONF
@@ -51,7 +52,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         manager.stop(flush_timeout=0.0)
         transport.cleanup()
         return 1
-    server.start()
+    server.start(override_pool_size=RPC_WORKERS)
     # What start made (modules, channels, monitors) lives as long as the process:
     # keep it out of the full collections that would otherwise stall the loop.
     gc.freeze()

@@ -17,6 +17,11 @@ from ha_guest.rpc.errors import InvalidPayload
 if TYPE_CHECKING:
     from ha_guest.compute.manager import ComputeManager
 
+#: Threads of the compute agent's RPC server. Its methods only hand work to the
+#: event loop, so one is plenty; and only one keeps the deliveries of a queue
+#: in the order the broker gave them (a pool would let them overtake each other).
+RPC_WORKERS = 1
+
 # Errors the caller must see, which the server need not log with a traceback.
 _expected = oslo_messaging.expected_exceptions(InvalidPayload)
 

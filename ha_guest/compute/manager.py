@@ -109,7 +109,7 @@ class ComputeManager:
         self.sgm_sender = SgmSender(
             sgm_client or controller,  # type: ignore[arg-type]
             self._sgm_sender_failed,
-            queue_size=opts.sgm_queue_size, status_timeout_s=opts.sgm_status_timeout_s,
+            queue_size=opts.sgm_queue_size, timeout_s=opts.sgm_timeout_s,
             status_workers=opts.sgm_status_workers, batch_window_s=opts.sgm_batch_window_ms / 1000.0)
         self.sgm_relay = SgmRelay(self.loop, self.host, self.sgm_sender, self._channel_of)
 

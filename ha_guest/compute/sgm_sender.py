@@ -1,9 +1,11 @@
 """Server group messaging requests from this host to the controllers, sent from threads of their own.
 
 The event loop never waits for the broker. Broadcasts go into one bounded
-queue; one thread casts everything queued as one batch
-(ControllerAPI.sgm_broadcast), so under load a cast carries many broadcasts
-and at light load a broadcast leaves at once. Status requests are RPC calls
+queue; one thread hands everything queued to a controller as one batch
+(ControllerAPI.sgm_broadcast, a call that returns once the controller has
+cast the deliveries), one batch at a time: so one sender's broadcasts keep
+their order, under load a call carries many broadcasts, and at light load a
+broadcast leaves at once. Status requests are RPC calls
 with a bounded timeout on a small pool of threads. Whatever cannot be sent
 (queue full, broker unreachable, no controller answered in time) comes back
 to the loop as a failure, which the relay turns into ``nack unavailable``.
@@ -21,12 +23,12 @@ from ha_guest.sinks.action_pool import ActionPool
 
 LOG = logging.getLogger(__name__)
 
-#: Most broadcasts one cast carries.
+#: Most broadcasts one call carries.
 MAX_BATCH = 500
 _STOP = object()
 
 Broadcast = Dict[str, Any]
-#: Called (from a sender thread) with the broadcasts a cast could not take and why.
+#: Called (from a sender thread) with the broadcasts no controller took, and why.
 OnFailure = Callable[[List[Broadcast], str], None]
 #: Called (from a sender thread) with a status answer: {"members": [...]} or {"nack": ..., "detail": ...}.
 OnStatus = Callable[[Dict[str, Any]], None]
@@ -35,8 +37,9 @@ OnStatus = Callable[[Dict[str, Any]], None]
 class SgmControllerClient(Protocol):
     """The part of ha_guest.rpc's ControllerAPI the sender uses."""
 
-    def sgm_broadcast(self, ctxt: Any, broadcasts: List[Broadcast], retry: Optional[int] = None) -> None:
-        """Cast: a batch of guest broadcasts."""
+    def sgm_broadcast(self, ctxt: Any, broadcasts: List[Broadcast], timeout: Optional[float] = None,
+                      retry: Optional[int] = None) -> None:
+        """Call: a batch of guest broadcasts, routed when it returns."""
 
     def sgm_status(self, ctxt: Any, instance_uuid: str, timeout: Optional[float] = None,
                    retry: Optional[int] = None) -> Dict[str, Any]:
@@ -44,17 +47,17 @@ class SgmControllerClient(Protocol):
 
 
 class SgmSender:
-    """Casts broadcasts in batches and makes status calls, off the loop."""
+    """Hands broadcasts to the controllers in batches and makes status calls, off the loop."""
 
     def __init__(self, client: SgmControllerClient, on_failure: OnFailure, *, queue_size: int = 10000,
-                 status_timeout_s: float = 2.5, status_workers: int = 4, cast_retry: int = 1,
+                 timeout_s: float = 2.5, status_workers: int = 4, cast_retry: int = 1,
                  batch_window_s: float = 0.0) -> None:
         self.client = client
         self.on_failure = on_failure
-        self.status_timeout_s = status_timeout_s
+        self.timeout_s = timeout_s
         self.cast_retry = cast_retry
         self.batch_window_s = batch_window_s
-        self.counters = {"casts": 0, "broadcasts_sent": 0, "cast_failures": 0, "queue_full": 0,
+        self.counters = {"calls": 0, "broadcasts_sent": 0, "call_failures": 0, "queue_full": 0,
                          "status_calls": 0, "status_failures": 0}
         self._queue: "queue.Queue[Any]" = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._run, name="ha-guest-sgm-sender", daemon=True)
@@ -91,13 +94,13 @@ class SgmSender:
         return self._status_pool.submit(self._status_call, instance_uuid, on_answer)
 
     def pending(self) -> int:
-        """Broadcasts waiting to be cast."""
+        """Broadcasts waiting for a controller."""
         return self._queue.qsize()
 
     def _status_call(self, instance_uuid: str, on_answer: OnStatus) -> None:
         self.counters["status_calls"] += 1
         try:
-            answer = self.client.sgm_status({}, instance_uuid, timeout=self.status_timeout_s,
+            answer = self.client.sgm_status({}, instance_uuid, timeout=self.timeout_s,
                                             retry=self.cast_retry)
         except Exception as exc:  # noqa: BLE001 - timeout, broker down, remote error: all mean unavailable
             self.counters["status_failures"] += 1
@@ -121,22 +124,22 @@ class SgmSender:
                     stop = True
                     break
                 batch.append(item)
-            self._cast(batch)
+            self._send(batch)
             if stop:
                 return
             if self.batch_window_s > 0:
                 # Under load, gather for a moment so each cast carries more; idle, nothing waits.
                 time.sleep(self.batch_window_s)
 
-    def _cast(self, batch: List[Broadcast]) -> None:
+    def _send(self, batch: List[Broadcast]) -> None:
         try:
-            self.client.sgm_broadcast({}, batch, retry=self.cast_retry)
-        except Exception as exc:  # noqa: BLE001 - the broker is down or refused: tell the guests
-            self.counters["cast_failures"] += 1
+            self.client.sgm_broadcast({}, batch, timeout=self.timeout_s, retry=self.cast_retry)
+        except Exception as exc:  # noqa: BLE001 - broker down, no controller in time: tell the guests
+            self.counters["call_failures"] += 1
             self._warn("could not hand %d broadcast(s) to a controller: %s", len(batch), exc)
             self.on_failure(batch, "unavailable")
             return
-        self.counters["casts"] += 1
+        self.counters["calls"] += 1
         self.counters["broadcasts_sent"] += len(batch)
 
     def _warn(self, message: str, *args: Any) -> None:

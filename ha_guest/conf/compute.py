@@ -90,18 +90,20 @@ OPTS = [
         help="Server group messaging: guest broadcasts waiting to be handed to a controller. When full, "
              "a new broadcast is answered with nack unavailable."),
     cfg.FloatOpt(
-        "sgm_status_timeout_s", default=2.5, min=0.1, max=60.0,
-        help="Server group messaging: how long a guest's status_request waits for a controller's answer, "
-             "in seconds, before the guest gets nack unavailable."),
+        "sgm_timeout_s", default=2.5, min=0.1, max=60.0,
+        help="Server group messaging: how long a batch of guest broadcasts, or a guest's status_request, "
+             "waits for a controller's answer, in seconds; past it the guests get nack unavailable (a "
+             "broadcast answered so may still have been delivered)."),
     cfg.IntOpt(
         "sgm_status_workers", default=4, min=1, max=64,
         help="Server group messaging: status requests this agent has in flight to the controllers at "
              "once; more wait in a bounded queue (full: nack unavailable)."),
     cfg.FloatOpt(
-        "sgm_batch_window_ms", default=2.0, min=0.0, max=100.0,
-        help="Server group messaging: after handing a batch of broadcasts to a controller, wait this long, "
-             "in milliseconds, before the next cast, so that under load one cast carries many broadcasts. "
-             "An idle agent sends a broadcast at once."),
+        "sgm_batch_window_ms", default=0.0, min=0.0, max=100.0,
+        help="Server group messaging: after a controller took a batch of broadcasts, wait this long, in "
+             "milliseconds, before handing it the next batch. Batches form anyway while a call is under way "
+             "(one at a time, which keeps each sender's order); a window makes them larger under load at the "
+             "cost of latency. An idle agent sends a broadcast at once."),
     cfg.IntOpt(
         "write_buffer_limit", default=65536, min=4096, max=16777216,
         help="Bytes the agent may hold unsent for one channel; a guest that stops reading beyond "

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 import oslo_messaging
 
 from ha_guest import rpc
+from ha_guest.compute.endpoint import RPC_WORKERS
 from ha_guest.compute.manager import ComputeEndpoint, ComputeManager, InstanceStats
 from ha_guest.controller.manager import ControllerManager
 from ha_guest.sinks import base as sinks_base
@@ -93,7 +94,7 @@ class HostServices:
         self._compute_server = rpc.get_rpc_server(self.transport, rpc.compute_server_target(self.compute_conf),
                                                   [ComputeEndpoint(self.compute)])
         self.compute.start()
-        self._compute_server.start()
+        self._compute_server.start(override_pool_size=RPC_WORKERS)
 
     def compute_view(self) -> dict[str, InstanceStats]:
         """Return, per instance, the compute agent's state and counters."""

@@ -63,10 +63,17 @@ class ControllerAPI(RPCClientBase):
         cctxt = self._prepare('1.0')
         return cctxt.call(context_dict(ctxt), 'list_faults', instance_uuid=instance_uuid)
 
-    def sgm_broadcast(self, ctxt: Context, broadcasts: list[dict[str, Any]], retry: Optional[int] = None) -> None:
-        """Hand a batch of guest broadcasts to a controller (cast); ``retry`` bounds reconnection attempts."""
-        cctxt = self._prepare('1.1', retry=retry)
-        cctxt.cast(context_dict(ctxt), 'sgm_broadcast',
+    def sgm_broadcast(self, ctxt: Context, broadcasts: list[dict[str, Any]], timeout: Optional[float] = None,
+                      retry: Optional[int] = None) -> None:
+        """Hand a batch of guest broadcasts to a controller; returns once it has routed them (a call).
+
+        A call, not a cast: the controller's deliveries of one batch are on their
+        way before the next batch leaves, so one sender's broadcasts keep their
+        order across the controllers' threads, and a controller that does not
+        answer is noticed (``timeout``).
+        """
+        cctxt = self._prepare('1.1', timeout=timeout, retry=retry)
+        cctxt.call(context_dict(ctxt), 'sgm_broadcast',
                    broadcasts=[sgm_payloads.broadcast(item) for item in broadcasts])
 
     def sgm_status(self, ctxt: Context, instance_uuid: str, timeout: Optional[float] = None,

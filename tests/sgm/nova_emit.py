@@ -15,8 +15,10 @@ import threading
 import uuid as uuid_mod
 from typing import Optional
 
+# isort: off
 import tests.nova  # noqa: F401 - native threading mode and Nova's objects, before anything else of Nova
-import nova.conf  # noqa: I100
+# isort: on
+import nova.conf
 import oslo_messaging
 from nova import context as nova_context
 from nova import objects, rpc

@@ -145,7 +145,7 @@ class TestControllerAPI(RPCTestCase):
         api = rpc.ControllerAPI(self.conf, self.transport, server='nobody', timeout=0.2)
         self.assertRaises(oslo_messaging.MessagingTimeout, api.list_faults, None)
 
-    def test_sgm_broadcast_is_a_checked_cast(self) -> None:
+    def test_sgm_broadcast_is_a_checked_call(self) -> None:
         item = {'sender': SENDER.upper(), 'host': 'cmp-1', 'session': 'abc', 'ref_seq': 3, 'payload': 'aGk=',
                 'stamp': 5, 'sent_at': 1.5, 'extra': 'dropped'}
         self.assertIsNone(self.api.sgm_broadcast(None, [item]))
