@@ -42,6 +42,11 @@ class ConfFixture(fixtures.Fixture):
             self.conf.set_override(name, unique(name), group='rpc')
         for group in ('sink_notifications', 'sink_vitrage'):
             self.conf.set_override('topics', [unique(group)], group=group)
+        # Not set_override(): oslo.messaging's fixture rewrites 'notification_topics' to a group of its own.
+        set_override = getattr(self.conf.set_override, 'wrapped', self.conf.set_override)
+        for name, value in (('notification_topics', [unique('versioned_notifications')]),
+                            ('notification_exchange', unique('nova')), ('notification_pool', unique('ha_guest-sgm'))):
+            set_override(name, value, group='sgm')
         for group, values in self.overrides.items():
             for name, value in values.items():
                 self.conf.set_override(name, value, group=None if group == 'DEFAULT' else group)

@@ -120,7 +120,15 @@ class ControllerManager:
             transport = self._nova_transport = rpc_transport.get_notification_transport(
                 self.conf, opts.notification_transport_url)
         listener = get_listener(self.conf, transport, NovaNotificationEndpoint(self.router.notification))
-        listener.start()
+        try:
+            listener.start()
+        except Exception:
+            # Faults and broadcast routing need no notifications: keep serving them (the cache expires instead).
+            LOG.exception('server group messaging: cannot consume Nova\'s notifications on topic(s) %s, exchange '
+                          '%s; members\' state changes are not passed on (check [sgm] and that the exchange is '
+                          'declared as Nova declares it: same amqp_durable_queues and amqp_auto_delete)',
+                          ', '.join(opts.notification_topics), opts.notification_exchange)
+            return
         self._servers.append(listener)
         LOG.info('server group messaging: Nova notifications on topic(s) %s, exchange %s, pool %s',
                  ', '.join(opts.notification_topics), opts.notification_exchange, opts.notification_pool)
