@@ -80,7 +80,9 @@ class ServiceProcess(fixtures.Fixture):
         with open(self.log_path, 'ab') as log:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
-        self.addCleanup(self._attach_log)
+        # The test gathers a fixture's details before the fixture's cleanups run:
+        # the log is read then, while the process may still be writing it.
+        self.addDetail('%s-log' % self.name, content.Content(content.UTF8_TEXT, self._log_bytes))
         self.addCleanup(self._kill)
 
     def log(self) -> str:
@@ -110,13 +112,13 @@ class ServiceProcess(fixtures.Fixture):
                 pass
             self.proc.wait(TIMEOUT)
 
-    def _attach_log(self) -> None:
+    def _log_bytes(self) -> list[bytes]:
         status = self.proc.poll() if self.proc is not None else None
         try:
             text = self.log()
         except OSError as exc:
             text = 'no log: %s' % exc
-        self.addDetail('%s-log' % self.name, content.text_content('exit status %s\n%s' % (status, text)))
+        return [('exit status %s\n%s' % (status, text)).encode('utf-8')]
 
 
 class ControllerProcess(ServiceProcess):

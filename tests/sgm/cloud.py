@@ -63,7 +63,8 @@ class SgmTestCase(FunctionalTestCase):
         """Start an ha-guest-controller with SGM on, Nova = the stub; ready when it answers."""
         controller = self.useFixture(ControllerProcess(
             self.rabbit, name, self.tmp, controller={'fault_sinks': 'log'},
-            sgm={'enabled': True, 'notification_topics': self.nova_topic, 'nova_timeout_s': 2.0},
+            sgm={'enabled': True, 'notification_topics': self.nova_topic,
+                 'notification_exchange': nova_emit.EXCHANGE, 'nova_timeout_s': 2.0},
             nova_api=nova_api_options(self.stub)))
         self.controllers.append(controller)
         return controller

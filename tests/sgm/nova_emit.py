@@ -35,6 +35,8 @@ from tests.messaging import unique
 
 #: This process's versioned-notifications topic (exchange "nova"); the controllers under test consume it.
 TOPIC = unique('versioned_notifications')
+#: Nova's exchange.
+EXCHANGE = 'nova'
 _POWER = {'pending': nova_power_state.NOSTATE, 'running': nova_power_state.RUNNING,
           'paused': nova_power_state.PAUSED, 'shutdown': nova_power_state.SHUTDOWN,
           'crashed': nova_power_state.CRASHED, 'suspended': nova_power_state.SUSPENDED}
@@ -48,10 +50,17 @@ def _init() -> None:
         if _ready:
             return
         conf = nova.conf.CONF
-        rpc.set_defaults(control_exchange='nova')  # what nova.config.parse_args does in every Nova service
         conf([], project='nova')
-        oslo_messaging.get_notification_transport(conf)  # registers transport_url and the notifier's options
+        # A transport on the test broker registers transport_url and the rabbit driver's options.
+        oslo_messaging.get_notification_transport(conf, url=messaging.transport_url()).cleanup()
         conf.set_override('transport_url', messaging.transport_url())
+        # Every Nova service sets its exchange to "nova" (nova.config.parse_args); here on Nova's own
+        # configuration only, so the other transports of the test process keep theirs.
+        conf.set_override('control_exchange', EXCHANGE)
+        # The same broker options as the services under test: RabbitMQ refuses to see one exchange
+        # ("nova") declared with two auto_delete values.
+        for name, value in messaging.RABBIT_OPTIONS.items():
+            conf.set_override(name, value, group='oslo_messaging_rabbit')
         conf.set_override('notification_format', 'versioned', group='notifications')
         conf.set_override('versioned_notifications_topics', [TOPIC], group='notifications')
         conf.set_override('driver', ['messagingv2'], group='oslo_messaging_notifications')
