@@ -38,10 +38,7 @@ class NovaSgmTestCase(SgmTestCase):
     """Controllers consume the topic nova_emit publishes on, on exchange "nova" declared as Nova does."""
 
     def setUp(self) -> None:
-        # nova_emit sets oslo.messaging's default exchange to Nova's ("nova") for the whole process, as Nova's
-        # services do; once its notifier exists, this test's own transports go back to oslo.messaging's default.
-        nova_emit._init()
-        oslo_messaging.set_transport_defaults('openstack')
+        nova_emit._init()  # Nova's configuration first: the listener declares Nova's exchange as it does
         super().setUp()
         set_sgm_option(self.conf, 'notification_topics', [nova_emit.TOPIC])
         set_sgm_option(self.conf, 'notification_exchange', 'nova')
