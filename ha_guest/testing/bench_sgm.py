@@ -2,7 +2,7 @@
 
 Everything is real except Nova and the guests' operating system: a RabbitMQ
 broker, one ha-guest-controller process ([sgm] on, [nova_api] pointing at a
-stand-in Nova that knows the servers and groups: tests/openstack_stub.py,
+stand-in Nova that knows the servers and groups: ha_guest/testing/openstack_stub.py,
 served by this process over HTTP to the controller's openstacksdk), four
 ha-guest-compute processes (directory discovery, hosts bench-compute-1..4,
 one folder each), and groups of 16 members, 4 on each host, served by one
@@ -52,12 +52,9 @@ SGM_ONLY = {'heartbeat': False, 'server_group_messaging': True}
 
 
 def _nova_stub() -> Any:
-    """Return the stand-in Nova class; it lives in the source tree's tests/ (tox runs from there)."""
-    try:
-        from tests.openstack_stub import OpenStackStub, nova_api_options
-    except ImportError:
-        raise BenchError('the SGM benchmark needs the stand-in Nova of tests/openstack_stub.py: run it from the '
-                         'source tree (tox -e bench -- --sgm)') from None
+    """Return the stand-in Nova (ha_guest.testing.openstack_stub) and its option helper."""
+    from ha_guest.testing.openstack_stub import OpenStackStub, nova_api_options
+
     return OpenStackStub, nova_api_options
 
 

@@ -1,7 +1,7 @@
 """Recovery by real ha-guest-controller processes: openstacksdk against a Keystone/Nova/Masakari HTTP stub.
 
 The controllers run as services do (config file, entry points, RabbitMQ);
-the stub (tests/openstack_stub.py) runs in this process on 127.0.0.1 and
+the stub (ha_guest/testing/openstack_stub.py) runs in this process on 127.0.0.1 and
 records every request with its arrival time, so the tests see exactly which
 API calls a fault caused, and how long after report_fault.
 """
@@ -19,8 +19,8 @@ import testtools
 
 from ha_guest.nova import specs
 from ha_guest.testing import wait_for
+from ha_guest.testing.openstack_stub import OpenStackStub, Server, nova_api_options
 from tests.functional.rabbit import TIMEOUT, ControllerProcess, RabbitFixture
-from tests.openstack_stub import OpenStackStub, Server, nova_api_options
 
 #: The issue's target: the action is issued within 1 s of detection.
 TARGET_S = 1.0

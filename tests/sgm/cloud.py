@@ -3,7 +3,7 @@
 Each compute host is a real ha-guest-compute process (directory discovery)
 over a channel emulator of its own; instances are real ha-guest-agent
 processes on emulated channels; the controllers are real ha-guest-controller
-processes whose [nova_api] points at the stub Nova (tests/openstack_stub.py)
+processes whose [nova_api] points at the stub Nova (ha_guest/testing/openstack_stub.py)
 and whose [sgm] listener consumes this test's own versioned-notification
 topic.
 """
@@ -17,9 +17,9 @@ from typing import Any, Optional
 
 from ha_guest.emulator.thread import EmulatorThread
 from ha_guest.testing import wait_for
+from ha_guest.testing.openstack_stub import OpenStackStub, nova_api_options
 from tests.functional.base import Agent, FunctionalTestCase
 from tests.functional.rabbit import TIMEOUT, ControllerProcess, RabbitFixture, ServiceProcess
-from tests.openstack_stub import OpenStackStub, nova_api_options
 from tests.sgm import nova_emit
 
 COMPUTE_MODULE = 'ha_guest.cmd.compute'

@@ -1,6 +1,6 @@
 """Fixtures of the controller's server group messaging tests on a real RabbitMQ.
 
-A stub Nova (tests/openstack_stub.py), in-process ControllerManagers on the
+A stub Nova (ha_guest/testing/openstack_stub.py), in-process ControllerManagers on the
 broker, and fake compute agents: RPC servers on the compute topic that record
 every sgm_deliver / sgm_notify / sgm_nack cast they get. Used by
 tests/functional/controller and tests/sgm (the nova tox env).
@@ -22,9 +22,9 @@ import testtools
 from ha_guest.controller.manager import ControllerManager
 from ha_guest.rpc import transport as rpc_transport
 from ha_guest.rpc.compute_api import COMPUTE_API_VERSION, compute_server_target
+from ha_guest.testing.openstack_stub import OpenStackStub, configure_nova_api
 from tests.functional.rabbit import TIMEOUT, RabbitFixture
 from tests.messaging import unique
-from tests.openstack_stub import OpenStackStub, configure_nova_api
 
 
 def set_sgm_option(conf: Any, name: str, value: Any) -> None:

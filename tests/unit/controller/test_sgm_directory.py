@@ -11,7 +11,7 @@ from oslo_config import cfg
 
 from ha_guest import conf as ha_conf
 from ha_guest.controller.sgm_directory import Member, MemberDirectory, NoGroup, Unavailable, power_state_name
-from tests.openstack_stub import OpenStackStub, configure_nova_api
+from ha_guest.testing.openstack_stub import OpenStackStub, configure_nova_api
 
 
 class DirectoryTestCase(testtools.TestCase):

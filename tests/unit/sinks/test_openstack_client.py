@@ -16,8 +16,8 @@ from ha_guest.sinks import base, openstack_client
 from ha_guest.sinks.log import LogSink
 from ha_guest.sinks.masakari import MasakariSink
 from ha_guest.sinks.recovery import RecoverySink
+from ha_guest.testing.openstack_stub import OpenStackStub, configure_nova_api
 from tests.messaging import ConfFixture
-from tests.openstack_stub import OpenStackStub, configure_nova_api
 from tests.unit.controller.test_registry import fault, item, report
 
 

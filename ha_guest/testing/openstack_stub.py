@@ -8,7 +8,8 @@ host, vm_state and the integer power_state per server), GET
 ``policies``), POST /servers/{id}/action (``reboot`` and ``os-stop`` only) and
 POST /notifications of Masakari (checked against Masakari's request schema for
 VM notifications). Every request is recorded with its arrival time; servers
-and groups can be told to answer slowly.
+and groups can be told to answer slowly. The tests, the demo and the SGM
+benchmark use it; it is no Nova for production.
 """
 
 from __future__ import annotations
