@@ -14,8 +14,10 @@ from typing import Optional
 
 from ha_guest.cmd import prepare_process
 
-DESCRIPTION = ('The ha_guest heartbeat chain on one machine: real guest agents on emulated channels, the real '
-               'compute agent and controller, and a Vitrage entity graph, all without a cloud or a broker.')
+DESCRIPTION = ('ha_guest on one machine: real guest agents on emulated channels, the real compute agents and '
+               'controller, and a Vitrage entity graph, all without a cloud or a broker. The heartbeat chain '
+               '(a hung and an unhealthy guest become alarms in Vitrage), then server group messaging between '
+               'an active/standby pair on two compute hosts.')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +88,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         demo.unhealthy()
         demo.recover()
         demo.clean_exit()
+        demo.server_group_messaging()
         demo.stop_guests()
         status = 0
     except DemoFailed as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -31,11 +32,12 @@ class Guest:
 class Guests:
     """Owns the channel emulator (it stands in for QEMU) and every agent process."""
 
-    def __init__(self, tmp: str, interval_ms: int) -> None:
+    def __init__(self, tmp: str, interval_ms: int, prefix: str = '') -> None:
+        """``prefix``: of the folders, for a second compute node's guests in the same ``tmp``."""
         self.tmp = tmp
         self.interval_ms = interval_ms
-        self.channel_dir = os.path.join(tmp, 'channels')  # QEMU's side: the compute agent watches it
-        self.emulator = EmulatorThread(self.channel_dir, os.path.join(tmp, 'guest-ports'))
+        self.channel_dir = os.path.join(tmp, prefix + 'channels')  # QEMU's side: the compute agent watches it
+        self.emulator = EmulatorThread(self.channel_dir, os.path.join(tmp, prefix + 'guest-ports'))
         self.guests: dict[str, Guest] = {}
 
     def start(self) -> None:
@@ -43,8 +45,17 @@ class Guests:
         os.makedirs(self.channel_dir, exist_ok=True)
         self.emulator.start()
 
-    def add(self, name: str, instance_uuid: str) -> Guest:
-        """Create the instance's channel (``<uuid>.sock`` appears in channel_dir) and start its agent."""
+    def add(self, name: str, instance_uuid: str, features: Optional[dict[str, bool]] = None) -> Guest:
+        """Create the instance's channel (``<uuid>.sock`` appears in channel_dir) and start its agent.
+
+        ``features`` (e.g. {"heartbeat": True, "server_group_messaging": True}) is what the flavor enabled;
+        the directory discovery reads it from ``<uuid>.features`` as libvirt's reads the domain XML.
+        """
+        if features is not None:
+            temporary = os.path.join(self.channel_dir, '.%s.features' % instance_uuid)
+            with open(temporary, 'w', encoding='utf-8') as handle:
+                json.dump(features, handle)
+            os.rename(temporary, os.path.join(self.channel_dir, '%s.features' % instance_uuid))
         _, guest_socket = self.emulator.add(instance_uuid)
         guest = Guest(name, instance_uuid, os.path.join(self.tmp, '%s-api.sock' % name),
                       os.path.join(self.tmp, '%s.log' % name))

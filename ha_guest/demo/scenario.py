@@ -12,6 +12,7 @@ from typing import Any, Optional
 from ha_guest.compute.heartbeat_monitor import GuestState
 from ha_guest.demo.guests import Guests
 from ha_guest.demo.services import HostServices
+from ha_guest.demo.sgm_scene import SgmScene
 from ha_guest.demo.timeline import DemoFailed, Recorder, Seen, Timeline
 from ha_guest.sinks import base as sinks_base
 from ha_guest.testing import wait_for
@@ -50,6 +51,7 @@ class Demo:
         self.vitrage: Any = None
         self.services: Optional[HostServices] = None
         self.latencies: list[tuple[str, list[Optional[float]]]] = []
+        self.sgm = SgmScene(tmp, interval_ms, tl)
 
     # -- set-up ------------------------------------------------------------------------------------
 
@@ -64,9 +66,13 @@ class Demo:
             logging.basicConfig(filename=self.log_file, level=logging.INFO,
                                 format='%(asctime)s %(levelname)s %(name)s: %(message)s')
             tl.say('Vitrage left out (--no-vitrage): faults end at the controller and its notifications')
+        notification_transport = self.vitrage.notification_transport if self.vitrage else None
+        # The stand-in Nova publishes on the services' notification transport, so on its exchange.
+        exchange = notification_transport.conf.control_exchange if notification_transport else 'openstack'
+        self.sgm.start_nova()
         self.services = services = HostServices(
-            self.tmp, self.transport_url, self.guests.channel_dir, vitrage_topics,
-            self.vitrage.notification_transport if self.vitrage else None)
+            self.tmp, self.transport_url, self.guests.channel_dir, vitrage_topics, notification_transport,
+            controller_groups=self.sgm.controller_groups(exchange))
         services.tap_notifications(self._on_notification)
         services.start_controller()
         opts = services.controller_conf
@@ -283,6 +289,12 @@ class Demo:
             text += ', no alarm in Vitrage (instance %s)' % view.state
         self.tl.say(text)
 
+    def server_group_messaging(self) -> None:
+        """The active/standby scene on a second compute host (sgm_scene.py)."""
+        assert self.services is not None
+        self.sgm.setup(self.services, self.guests)
+        self.sgm.run()
+
     def stop_guests(self) -> None:
         """SIGTERM the other agents: each exits 0 and raises nothing."""
         self.tl.heading('shutting down')
@@ -299,6 +311,7 @@ class Demo:
 
     def cleanup(self) -> None:
         """Stop every process and thread this run started; safe after any failure."""
+        self.sgm.cleanup()
         self.guests.stop()
         if self.services is not None:
             self.services.stop()

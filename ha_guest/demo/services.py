@@ -9,6 +9,7 @@ through a real broker, on topics of its own.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -47,7 +48,9 @@ class HostServices:
 
     def __init__(self, tmp: str, transport_url: str, channel_dir: str, vitrage_topics: Optional[list[str]],
                  notification_transport: Optional[oslo_messaging.Transport] = None,
-                 compute_host: str = 'demo-compute-1', controller_host: str = 'demo-controller') -> None:
+                 compute_host: str = 'demo-compute-1', controller_host: str = 'demo-controller',
+                 controller_groups: Optional[dict[str, dict[str, Any]]] = None) -> None:
+        """``controller_groups``: more options of the controller (e.g. [sgm] and [nova_api])."""
         suffix = uuid.uuid4().hex[:8]  # a broker may be shared: topics of this run only
         sinks = ['log', 'notifications'] + (['vitrage'] if vitrage_topics else [])
         common: dict[str, dict[str, Any]] = {
@@ -61,7 +64,10 @@ class HostServices:
                         'directory_poll_s': 0.1, 'state_file': os.path.join(tmp, 'compute-state.json'),
                         'reconnect_min_s': 0.05, 'reconnect_max_s': 0.5},
         }
-        self.controller_conf = make_conf(transport_url, controller_host, common)
+        self.tmp = tmp
+        self.transport_url = transport_url
+        self.common = common
+        self.controller_conf = make_conf(transport_url, controller_host, dict(common, **(controller_groups or {})))
         self.compute_conf = make_conf(transport_url, compute_host, common)
         self.compute_host = compute_host
         self.transport = rpc.get_rpc_transport(self.controller_conf)
@@ -72,6 +78,9 @@ class HostServices:
         self.controller: Optional[ControllerManager] = None
         self.compute: Optional[ComputeManager] = None
         self._compute_server: Optional[oslo_messaging.MessageHandlingServer] = None
+        #: More compute agents (host -> manager) and their RPC servers.
+        self.more_computes: dict[str, ComputeManager] = {}
+        self._more_servers: list[oslo_messaging.MessageHandlingServer] = []
         self._taps: list[oslo_messaging.MessageHandlingServer] = []
         self.api = rpc.ControllerAPI(self.controller_conf, self.transport)
         self._lock = threading.Lock()
@@ -96,6 +105,19 @@ class HostServices:
         self.compute.start()
         self._compute_server.start(override_pool_size=RPC_WORKERS)
 
+    def start_more_compute(self, host: str, channel_dir: str) -> ComputeManager:
+        """Start another compute agent, as on another compute node: its own host name and channel folder."""
+        compute_opts = dict(self.common['compute'], directory_path=channel_dir,
+                            state_file=os.path.join(self.tmp, '%s-state.json' % host))
+        conf = make_conf(self.transport_url, host, dict(self.common, compute=compute_opts))
+        manager = ComputeManager(conf, rpc.ControllerAPI(conf, self.transport), host=host)
+        server = rpc.get_rpc_server(self.transport, rpc.compute_server_target(conf), [ComputeEndpoint(manager)])
+        manager.start()
+        server.start(override_pool_size=RPC_WORKERS)
+        self.more_computes[host] = manager
+        self._more_servers.append(server)
+        return manager
+
     def compute_view(self) -> dict[str, InstanceStats]:
         """Return, per instance, the compute agent's state and counters."""
         return self.compute.all_instance_stats() if self.compute is not None else {}
@@ -103,6 +125,10 @@ class HostServices:
     def stop(self) -> None:
         """Stop the compute agent, then the controller, then the listeners; never raises."""
         steps: list[tuple[str, Callable[[], object]]] = []
+        for server in self._more_servers:
+            steps.append(('compute RPC server', _stopper(server)))
+        for manager in self.more_computes.values():
+            steps.append(('compute agent', functools.partial(manager.stop, flush_timeout=1.0)))
         if self._compute_server is not None:
             steps.append(('compute RPC server', _stopper(self._compute_server)))
         if self.compute is not None:
@@ -121,6 +147,7 @@ class HostServices:
             except Exception:  # noqa: BLE001 - stopping goes on
                 LOG.exception('stopping the %s failed', name)
         self._compute_server = self.compute = self.controller = None
+        self.more_computes, self._more_servers = {}, []
         self._taps = []
 
 

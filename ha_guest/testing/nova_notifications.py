@@ -131,11 +131,15 @@ def publisher_id(host: str, source: str = SOURCE_COMPUTE) -> str:
 class NovaNotifier:
     """Publishes notifications as Nova does, on a transport of its own whose default exchange is Nova's."""
 
-    def __init__(self, transport_url: str, topics: Sequence[str] = (TOPIC,), exchange: str = EXCHANGE) -> None:
+    def __init__(self, transport_url: str, topics: Sequence[str] = (TOPIC,), exchange: str = EXCHANGE,
+                 transport: Optional[oslo_messaging.Transport] = None) -> None:
+        """``transport``: publish on this one instead (then on its exchange; oslo.messaging's in-process
+        fake driver needs it, since its queues belong to one transport)."""
         # The exchange of a notification is its transport's control_exchange: Nova sets "nova".
         self.conf: cfg.ConfigOpts = ha_messaging.make_conf(transport_url, 'nova-stand-in',
                                                            {'DEFAULT': {'control_exchange': exchange}})
-        self.transport = oslo_messaging.get_notification_transport(self.conf, url=transport_url)
+        self._own_transport = transport is None
+        self.transport = transport or oslo_messaging.get_notification_transport(self.conf, url=transport_url)
         self._notifier = oslo_messaging.Notifier(self.transport, driver='messagingv2', topics=list(topics))
 
     def emit(self, event_type: str, payload: dict[str, Any], publisher: str) -> None:
@@ -157,5 +161,6 @@ class NovaNotifier:
                   publisher_id(api_host, SOURCE_API))
 
     def close(self) -> None:
-        """Release the transport."""
-        self.transport.cleanup()
+        """Release the transport (if it made it)."""
+        if self._own_transport:
+            self.transport.cleanup()
