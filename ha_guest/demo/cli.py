@@ -48,7 +48,8 @@ def _print_summary(demo: object, tl: object, started: float) -> None:
           'reached a listener%s)' % ('; Vitrage graph: when the alarm and the instance state changed in the '
                                     'entity graph' if demo.vitrage else ''))
     print('\ndemo passed in %.1f s: heartbeats flowed, a hang and an unhealthy report became faults%s, both '
-          'recovered, clean exits raised nothing' % (time.monotonic() - started,
+          'recovered, clean exits raised nothing; the standby heard its peer\'s broadcast and its power-off '
+          'across two compute hosts' % (time.monotonic() - started,
                                                      ' and Vitrage alarms' if demo.vitrage else ''))
 
 

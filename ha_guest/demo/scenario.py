@@ -73,6 +73,7 @@ class Demo:
         self.services = services = HostServices(
             self.tmp, self.transport_url, self.guests.channel_dir, vitrage_topics, notification_transport,
             controller_groups=self.sgm.controller_groups(exchange))
+        self.sgm.configure_controller(services.controller_conf)
         services.tap_notifications(self._on_notification)
         services.start_controller()
         opts = services.controller_conf

@@ -25,7 +25,7 @@ from ha_guest.demo.services import HostServices
 from ha_guest.demo.timeline import DemoFailed, Timeline
 from ha_guest.guest.client import AgentClient, ClientError, EventStream
 from ha_guest.testing.nova_notifications import NovaInstance, NovaNotifier
-from ha_guest.testing.openstack_stub import OpenStackStub, nova_api_options
+from ha_guest.testing.openstack_stub import OpenStackStub, configure_nova_api
 
 ACTIVE, STANDBY = 'db-active', 'db-standby'
 ACTIVE_UUID, STANDBY_UUID = '3b0e6d2a-7c41-4f8e-9a15-d2c4e6f80a11', '8f2a4c6e-1d3b-4a5f-b7c9-e0f1a2b3c412'
@@ -50,10 +50,13 @@ class SgmScene:
         self._notifier: Optional[NovaNotifier] = None
 
     def controller_groups(self, exchange: str) -> dict[str, dict[str, Any]]:
-        """The controller's [sgm] and [nova_api] options: Nova is the stand-in, its notifications on ``exchange``."""
+        """The controller's [sgm] options: Nova's notifications on ``exchange``."""
         return {'sgm': {'enabled': True, 'notification_topics': [NOVA_TOPIC], 'notification_exchange': exchange,
-                        'notification_pool': 'ha_guest-sgm-demo'},
-                'nova_api': nova_api_options(self.nova)}
+                        'notification_pool': 'ha_guest-sgm-demo'}}
+
+    def configure_controller(self, conf: Any) -> None:
+        """Point the controller's [nova_api] at the stand-in Nova (before the controller starts)."""
+        configure_nova_api(conf, self.nova)
 
     def start_nova(self) -> None:
         """Start the stand-in Nova (before the controller, which reads its address from the options)."""
@@ -87,10 +90,9 @@ class SgmScene:
         at, event = self._next('broadcast')
         if event['sender'] != ACTIVE_UUID or event['payload'] != TAKEOVER.encode():
             raise DemoFailed('%s heard %r' % (STANDBY, event))
-        tl.say('%s heard it: sender %s (stamped by %s from the channel it came on), payload %r: %.0f ms after '
-               'the broadcast, through %s -> controller -> %s' % (STANDBY, event['sender'], HOST_1,
-                                                                  event['payload'].decode(), tl.ms(at - t0),
-                                                                  HOST_1, HOST_2), at)
+        tl.say('%s heard it: sender %s (stamped by %s from the channel it came on), payload %r, through '
+               '%s -> controller -> %s (the client\'s start-up included)' % (
+                   STANDBY, event['sender'], HOST_1, event['payload'].decode(), HOST_1, HOST_2), at, after=t0)
         self._power_off_active()
         self._group_status()
 
@@ -135,9 +137,8 @@ class SgmScene:
         at, event = self._next('notification')
         if (event['member'], event['state'], event['power_state']) != (ACTIVE_UUID, 'stopped', 'shutdown'):
             raise DemoFailed('%s was told %r' % (STANDBY, event))
-        tl.say('%s learned it through its channel: member %s, %s, state %s, power state %s: %.0f ms after Nova '
-               'published it' % (STANDBY, ACTIVE, event['event_type'], event['state'], event['power_state'],
-                                 tl.ms(at - t1)), at)
+        tl.say('%s learned it through its channel: member %s, %s, state %s, power state %s' % (
+            STANDBY, ACTIVE, event['event_type'], event['state'], event['power_state']), at, after=t1)
 
     def _group_status(self) -> None:
         t0 = self.tl.now()

@@ -29,6 +29,14 @@ class TestDemoWithoutVitrage(testtools.TestCase):
                      'guest-4: ha-guest-agent got SIGTERM, sent exit and ended with status 0',
                      'no fault at the controller', 'demo passed'):
             self.assertIn(line, proc.stdout)
+        # The server group messaging scene, across two compute agents.
+        for line in ("db-standby heard it: sender 3b0e6d2a-7c41-4f8e-9a15-d2c4e6f80a11",
+                     "payload 'I am taking over'",
+                     'db-standby learned it through its channel: member db-active, instance.power_off.end, '
+                     'state stopped, power state shutdown'):
+            self.assertIn(line, proc.stdout)
+        self.assertRegex(proc.stdout, r'3b0e6d2a-7c41-4f8e-9a15-d2c4e6f80a11 +stopped +shutdown')
+        self.assertRegex(proc.stdout, r'8f2a4c6e-1d3b-4a5f-b7c9-e0f1a2b3c412 +active +running +\(self\)')
 
     def test_bad_option_is_a_usage_error(self) -> None:
         proc = self.run_demo('--interval-ms', '50')
