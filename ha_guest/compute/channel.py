@@ -266,6 +266,16 @@ class GuestChannel(asyncio.BufferedProtocol):
         if transport.get_write_buffer_size() > self.settings.write_buffer_limit:
             self._overflow(transport)
 
+    def send_deliver(self, data: bytes) -> bool:
+        """Write a broadcast_deliver with pre-encoded ``data``; False (not written) while disconnected or
+        while more than half the write buffer limit waits: SGM is best effort, heartbeats come first."""
+        transport, session = self.transport, self.codec.session
+        if transport is None or transport.is_closing() or session is None \
+                or transport.get_write_buffer_size() > self.settings.write_buffer_limit // 2:
+            return False
+        transport.write(fastpath.broadcast_deliver_frame(self.codec.version, self.codec.next_seq(), session, data))
+        return True
+
     def _overflow(self, transport: asyncio.Transport) -> None:
         self.counters["overflows"] += 1
         self._log.log(logging.WARNING, "%s: guest is not reading (more than %d bytes unsent); reconnecting",

@@ -27,6 +27,7 @@ import logging
 import time
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
+from ha_guest.compute import fastpath
 from ha_guest.compute.log_gate import LogGate
 from ha_guest.compute.sgm_sender import SgmSender
 from ha_guest.protocol import errors, limits, sgm
@@ -50,12 +51,13 @@ DROP_REFUSED = "refused"  # the controller refused it for another reason
 DROP_NOT_HERE = "not_here"  # a recipient not on this host (any more)
 DROP_RECIPIENT_NOT_ENABLED = "recipient_not_enabled"
 DROP_NOT_CONNECTED = "not_connected"  # the recipient's guest has no session
+DROP_BACKLOG = "backlog"  # the recipient's guest does not read fast enough
 DROP_REORDERED = "reordered"
 DROP_SELF = "self"
 DROP_INVALID = "invalid"
 DROP_REASONS = (DROP_NOT_ENABLED, DROP_RATE_LIMITED, DROP_UNAVAILABLE, DROP_NO_GROUP, DROP_REFUSED,
-                DROP_NOT_HERE, DROP_RECIPIENT_NOT_ENABLED, DROP_NOT_CONNECTED, DROP_REORDERED, DROP_SELF,
-                DROP_INVALID)
+                DROP_NOT_HERE, DROP_RECIPIENT_NOT_ENABLED, DROP_NOT_CONNECTED, DROP_BACKLOG, DROP_REORDERED,
+                DROP_SELF, DROP_INVALID)
 
 
 class RelayChannel(Protocol):
@@ -74,6 +76,9 @@ class RelayChannel(Protocol):
 
     def send(self, message: Message) -> None:
         """Write one message of the current session, if connected."""
+
+    def send_deliver(self, data: bytes) -> bool:
+        """Write a broadcast_deliver with pre-encoded data; False if it could not be written now."""
 
 
 class SgmRelay:
@@ -225,22 +230,23 @@ class SgmRelay:
     def deliver(self, deliveries: List[Dict[str, Any]]) -> None:
         """Write peers' broadcasts to their local recipients."""
         for item in deliveries:
-            sender, stamp = item["sender"], item["stamp"]
+            sender, stamp, text = item["sender"], item["stamp"], item["payload"]
             try:
-                payload = base64.b64decode(item["payload"], validate=True)
+                size = len(base64.b64decode(text, validate=True))
             except (binascii.Error, ValueError):
+                size = -1
+            if not 0 <= size <= limits.MAX_BROADCAST_BYTES:
                 self._drop(DROP_INVALID, sender)
                 continue
-            if len(payload) > limits.MAX_BROADCAST_BYTES:
-                self._drop(DROP_INVALID, sender)
-                continue
-            message = sgm.BroadcastDeliver(sender, payload)
+            data = fastpath.broadcast_deliver_data(sender, text)  # once for every recipient
             for recipient in item["recipients"]:
                 if self._deliverable(recipient, sender, stamp, "broadcast"):
                     channel = self.channel_of(recipient)
                     assert channel is not None
-                    channel.send(message)
-                    self.counters["deliveries"] += 1
+                    if channel.send_deliver(data):
+                        self.counters["deliveries"] += 1
+                    else:
+                        self._drop(DROP_BACKLOG, recipient)
 
     def _deliverable(self, recipient: str, sender: str, stamp: int, what: str) -> bool:
         if recipient == sender:

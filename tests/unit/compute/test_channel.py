@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import unittest
 from typing import Any, AsyncIterator, Optional, Tuple
 
+from ha_guest.compute import fastpath
 from ha_guest.compute.channel import ChannelSettings
 from ha_guest.compute.discovery.base import Features
 from ha_guest.compute.heartbeat_monitor import EventKind, GuestState, HeartbeatPolicy
 from ha_guest.protocol import errors, heartbeat, sgm
 from ha_guest.protocol.envelope import decode, encode_message
 from ha_guest.protocol.messages import Error, Hello, HelloAck, HelloRequest
-from tests.unit.compute.base import AsyncTestCase, ChannelHarness, FakeGuest, wait_until
+from tests.unit.compute.base import UUID, AsyncTestCase, ChannelHarness, FakeGuest, wait_until
 
 
 class ChannelTestCase(AsyncTestCase):
@@ -358,6 +361,16 @@ class TestFastPath(AsyncTestCase):
         ]
         for frame in others:
             self.assertIsNone(_HEALTHY_RESPONSE(frame), frame)
+
+
+class TestPreEncodedDelivery(unittest.TestCase):
+
+    def test_frame_is_what_the_encoder_writes(self) -> None:
+        payload = bytes(range(256)) * 11 + b"end"
+        data = fastpath.broadcast_deliver_data(UUID, base64.b64encode(payload).decode())
+        frame = fastpath.broadcast_deliver_frame(1, 4242, "3f9a0c5e7b21d864", data)
+        self.assertEqual(encode_message(sgm.BroadcastDeliver(UUID, payload), 4242, "3f9a0c5e7b21d864", 1), frame)
+        self.assertEqual(sgm.BroadcastDeliver(UUID, payload), decode(frame.rstrip(b"\n")).message)
 
 
 class TestFrameBudget(AsyncTestCase):

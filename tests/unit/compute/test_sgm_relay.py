@@ -8,9 +8,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 import testtools
 
-from ha_guest.compute import sgm_relay
+from ha_guest.compute import fastpath, sgm_relay
 from ha_guest.compute.sgm_relay import SgmRelay
-from ha_guest.protocol import limits, sgm
+from ha_guest.protocol import envelope, limits, sgm
 from ha_guest.protocol.envelope import Envelope
 from ha_guest.protocol.messages import Message
 
@@ -28,6 +28,7 @@ class FakeChannel:
         self._session = session
         self._sgm = sgm_enabled
         self.sent: List[Message] = []
+        self.backlogged = False
 
     @property
     def session(self) -> Optional[str]:
@@ -39,6 +40,12 @@ class FakeChannel:
 
     def send(self, message: Message) -> None:
         self.sent.append(message)
+
+    def send_deliver(self, data: bytes) -> bool:
+        # Decoded back through the real codec: the relay's pre-encoded frame must be a valid one.
+        frame = fastpath.broadcast_deliver_frame(1, 1, self._session or 's', data)
+        self.sent.append(envelope.decode(frame.rstrip(b'\n')).message)
+        return not self.backlogged
 
 
 class FakeSender:
@@ -201,6 +208,20 @@ class TestDeliveries(RelayTest):
         self.relay.deliver([self.delivery(A, [B], 9, b'old'), self.delivery(C, [B], 1, b'other sender')])
         self.assertEqual([b'new', b'other sender'], [m.payload for m in peer.sent])  # type: ignore[attr-defined]
         self.assertEqual(1, self.relay.drops[sgm_relay.DROP_REORDERED])
+
+    def test_a_guest_that_does_not_read_loses_deliveries_not_its_channel(self) -> None:
+        peer = self.add(B)
+        peer.backlogged = True
+        self.relay.deliver([self.delivery(A, [B], 1)])
+        self.assertEqual(1, self.relay.drops[sgm_relay.DROP_BACKLOG])
+        self.assertEqual(0, self.relay.counters['deliveries'])
+
+    def test_invalid_payload_is_dropped(self) -> None:
+        peer = self.add(B)
+        self.relay.deliver([dict(self.delivery(A, [B], 1), payload='not base64!'),
+                            self.delivery(A, [B], 2, b'x' * (limits.MAX_BROADCAST_BYTES + 1))])
+        self.assertEqual([], peer.sent)
+        self.assertEqual(2, self.relay.drops[sgm_relay.DROP_INVALID])
 
     def test_no_session_no_delivery(self) -> None:
         peer = self.add(B, session=None)
