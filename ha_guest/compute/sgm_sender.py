@@ -127,8 +127,9 @@ class SgmSender:
             self._send(batch)
             if stop:
                 return
-            if self.batch_window_s > 0:
-                # Under load, gather for a moment so each cast carries more; idle, nothing waits.
+            if self.batch_window_s > 0 and not self._queue.empty():
+                # More came while the call was under way: under load, gather for a moment so that
+                # each call (and each of the controller's casts) carries more. Idle, nothing waits.
                 time.sleep(self.batch_window_s)
 
     def _send(self, batch: List[Broadcast]) -> None:

@@ -58,6 +58,13 @@ def _nova_stub() -> Any:
     return OpenStackStub, nova_api_options
 
 
+
+def compute_conf_default(name: str) -> Any:
+    """Return the default of a [compute] option."""
+    from ha_guest.conf import compute as compute_conf
+
+    return next(opt.default for opt in compute_conf.OPTS if opt.name == name)
+
 class SgmBench:
     """One SGM benchmark run; ``cleanup()`` stops everything it started."""
 
@@ -73,7 +80,9 @@ class SgmBench:
         self.result: dict[str, Any] = {
             'groups': args.groups, 'group_size': GROUP_SIZE, 'hosts': HOSTS, 'guests': args.groups * GROUP_SIZE,
             'payload_bytes': args.payload_bytes, 'heartbeat': 'off (SGM-only instances)',
-            'sgm_batch_window_ms': args.batch_window_ms, 'executor_threads': args.executor_threads or 64}
+            'sgm_batch_window_ms': (args.batch_window_ms if args.batch_window_ms is not None
+                                    else compute_conf_default('sgm_batch_window_ms')),
+            'executor_threads': args.executor_threads or 64}
 
     def log(self, text: str) -> None:
         print('[bench-sgm %6.1f s] %s' % (time.monotonic() - self.started, text), file=sys.stderr, flush=True)
@@ -176,10 +185,11 @@ class SgmBench:
 
     def _start_computes(self) -> None:
         for index, host in enumerate(self.layout.hosts, 1):
-            groups = dict(self.groups, DEFAULT=self.service_defaults, compute={
-                'discovery_driver': 'directory', 'directory_path': self.layout.folder(host),
-                'state_file': os.path.join(self.tmp, '%s-state.json' % host),
-                'sgm_batch_window_ms': self.args.batch_window_ms})
+            compute = {'discovery_driver': 'directory', 'directory_path': self.layout.folder(host),
+                       'state_file': os.path.join(self.tmp, '%s-state.json' % host)}
+            if self.args.batch_window_ms is not None:
+                compute['sgm_batch_window_ms'] = self.args.batch_window_ms
+            groups = dict(self.groups, DEFAULT=self.service_defaults, compute=compute)
             config = service_config(os.path.join(self.tmp, '%s.conf' % host), self.args.transport_url, host, groups)
             self.services['compute-%d' % index] = Service('ha-guest-compute', 'ha_guest.cmd.compute', config,
                                                           os.path.join(self.tmp, '%s.log' % host))
@@ -367,10 +377,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--samples', type=int, default=300, help='light-load broadcasts (default 300)')
     parser.add_argument('--notify-samples', type=int, default=200, help='Nova notifications (default 200)')
     parser.add_argument('--pause-ms', type=float, default=5.0, help='pause between light-load samples')
-    parser.add_argument('--batch-window-ms', type=float, default=2.0,
-                        help="the compute agents' [compute] sgm_batch_window_ms (default 2.0, the option's default)")
+    parser.add_argument('--batch-window-ms', type=float, default=None,
+                        help="the compute agents' [compute] sgm_batch_window_ms (default: the option's default)")
     parser.add_argument('--executor-threads', type=int, default=0,
-                        help="the services' [DEFAULT] executor_thread_pool_size (default: oslo.messaging's, 64)")
+                        help="the controller's [DEFAULT] executor_thread_pool_size (default: oslo.messaging's, 64; "
+                             "the compute agents serve RPC on one thread)")
     parser.add_argument('--nova-topic', default='versioned_notifications', help="Nova's versioned notifications topic")
     parser.add_argument('--payload-bytes', type=int, default=3050, choices=[3050], help=argparse.SUPPRESS)
     parser.add_argument('--json', metavar='PATH', help='write the figures to this file as JSON')
