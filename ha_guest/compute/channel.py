@@ -1,4 +1,4 @@
-"""One instance's channel on the compute host: connection, session and heartbeat glue.
+"""One instance's channel on the compute host: session and heartbeat glue (connecting: connection.py).
 
 A ``GuestChannel`` is the asyncio protocol of every connection to one
 instance's host socket (QEMU listens, we connect as a client). It speaks the
@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Union
 
 from ha_guest.compute import fastpath
+from ha_guest.compute.connection import ReconnectingConnection
 from ha_guest.compute.discovery.base import LEGACY_FEATURES, Features
 from ha_guest.compute.heartbeat_monitor import WATCHED, GuestMonitor, GuestState
 from ha_guest.compute.log_gate import LogGate
@@ -38,7 +38,6 @@ LOG = logging.getLogger(__name__)
 
 #: How long reading pauses when a guest exceeds its frame rate.
 RATE_PAUSE_S = 0.1
-_JITTER = 0.1
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class ChannelSettings:
     write_buffer_limit: int = 65536
 
 
-class GuestChannel(asyncio.BufferedProtocol):
+class GuestChannel(ReconnectingConnection):
     """The host end of one instance's channel, across reconnections.
 
     A BufferedProtocol reading into ``buffer``, which the channels of one
@@ -65,10 +64,12 @@ class GuestChannel(asyncio.BufferedProtocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, instance_uuid: str, path: str,
                  scheduler: TickScheduler, settings: ChannelSettings,
                  buffer: Optional[memoryview] = None) -> None:
-        self.loop = loop
+        super().__init__(loop, instance_uuid, path, settings.reconnect_min_s, settings.reconnect_max_s,
+                         {"connections": 0, "connect_failures": 0, "frames": 0, "errors_received": 0,
+                          "protocol_errors": 0, "error_replies": 0, "error_replies_suppressed": 0,
+                          "rate_limited": 0, "overflows": 0, "challenges_unsent": 0}, LogGate(LOG, loop.time))
         self.buffer = buffer if buffer is not None else fastpath.read_buffer()
         self.instance_uuid = instance_uuid
-        self.path = path
         self.scheduler = scheduler
         self.settings = settings
         self.monitor: Optional[GuestMonitor] = None  # set by the owner right after construction
@@ -76,17 +77,9 @@ class GuestChannel(asyncio.BufferedProtocol):
         #: Serves sgm/broadcast and sgm/status_request (the SgmRelay); None: SGM answered not_enabled.
         self.sgm: Optional[Callable[["GuestChannel", Envelope, Message], None]] = None
         self.codec = ChannelCodec(HOST)
-        self.transport: Optional[asyncio.Transport] = None
         self.hello_acked = False
         self.agent = ""
-        self.counters = {"connections": 0, "connect_failures": 0, "frames": 0, "errors_received": 0,
-                         "protocol_errors": 0, "error_replies": 0, "error_replies_suppressed": 0,
-                         "rate_limited": 0, "overflows": 0, "challenges_unsent": 0}
-        self._closing = False
-        self._connecting: Optional[asyncio.Task[Any]] = None
-        self._timer: Optional[asyncio.TimerHandle] = None  # hello retry or reconnect, never both
         self._resume_timer: Optional[asyncio.TimerHandle] = None
-        self._backoff = settings.reconnect_min_s
         self._hello_sent_at = -1e9
         self._challenge_frame = b""
         self._session_bytes = b""  # session and version as the fast path compares them
@@ -94,14 +87,8 @@ class GuestChannel(asyncio.BufferedProtocol):
         self._at_boundary = True  # the codec's decoder holds no partial frame
         self._frames = fastpath.FrameBudget(settings.guest_frame_rate, settings.guest_frame_burst, loop.time())
         self._error_replies = TokenBucket(limits.ERROR_REPLY_RATE, limits.ERROR_REPLY_BURST, loop.time)
-        self._log = LogGate(LOG, loop.time)
 
-    # -- connection management -------------------------------------------------------------------
-
-    @property
-    def connected(self) -> bool:
-        """Whether a connection to the host socket is open."""
-        return self.transport is not None
+    # -- state -----------------------------------------------------------------------------------
 
     @property
     def session(self) -> Optional[str]:
@@ -113,65 +100,12 @@ class GuestChannel(asyncio.BufferedProtocol):
         """Whether the instance's flavor enabled server group messaging."""
         return self.features.server_group_messaging
 
-    def start(self) -> None:
-        """Connect now (and keep reconnecting until close())."""
-        self._closing = False
-        self._connect_now()
-
-    def set_path(self, path: str) -> None:
-        """Use another socket path (the domain restarted); reconnects at once."""
-        if path == self.path:
-            return
-        self.path = path
-        if self.transport is not None:
-            self.transport.abort()  # connection_lost reconnects to the new path
-        else:
-            self._cancel_timer()
-            self._connect_now()
-
     def close(self) -> None:
         """Disconnect for good."""
-        self._closing = True
-        self._cancel_timer()
         if self._resume_timer is not None:
             self._resume_timer.cancel()
             self._resume_timer = None
-        if self._connecting is not None:
-            self._connecting.cancel()
-            self._connecting = None
-        if self.transport is not None:
-            self.transport.abort()
-            self.transport = None
-
-    def _connect_now(self) -> None:
-        if self._closing or self._connecting is not None or self.transport is not None:
-            return
-        self._connecting = self.loop.create_task(self._connect())
-
-    async def _connect(self) -> None:
-        try:
-            await self.loop.create_unix_connection(lambda: self, self.path)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure means: try again later
-            self.counters["connect_failures"] += 1
-            self._log.log(logging.DEBUG, "%s: cannot connect to %s: %s", self.instance_uuid, self.path, exc)
-            self._schedule_reconnect()
-        finally:
-            self._connecting = None
-
-    def _schedule_reconnect(self) -> None:
-        if self._closing:
-            return
-        delay = self._backoff * (1.0 + random.uniform(0.0, _JITTER))
-        self._backoff = min(self._backoff * 2.0, self.settings.reconnect_max_s)
-        self._cancel_timer()
-        self._timer = self.loop.call_later(delay, self._connect_now)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        super().close()
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -433,7 +367,7 @@ class GuestChannel(asyncio.BufferedProtocol):
         first = not self.hello_acked
         self.hello_acked = True
         self.agent = message.agent
-        self._backoff = self.settings.reconnect_min_s
+        self.connected_again()
         if self.codec.version != message.version:
             self.codec.version = message.version
             self._format_session_frames()
