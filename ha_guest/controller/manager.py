@@ -121,7 +121,9 @@ class ControllerManager:
                 self.conf, opts.notification_transport_url)
         listener = get_listener(self.conf, transport, NovaNotificationEndpoint(self.router.notification))
         try:
-            listener.start()
+            # One thread: a member's events are applied and passed on to its peers in the order Nova sent
+            # them (the cache also drops an event older than one applied, whatever the path).
+            listener.start(override_pool_size=1)
         except Exception:
             # Faults and broadcast routing need no notifications: keep serving them (the cache expires instead).
             LOG.exception('server group messaging: cannot consume Nova\'s notifications on topic(s) %s, exchange '

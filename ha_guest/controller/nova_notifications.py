@@ -15,7 +15,9 @@ instance.delete.end), "power_state" Nova's name or "".
 
 from __future__ import annotations
 
+import datetime
 import re
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
@@ -66,19 +68,40 @@ def _token(value: Any, limit: int = MAX_TOKEN_CHARS) -> str:
     return value if isinstance(value, str) and len(value) <= limit else ''
 
 
-def parse(event_type: str, payload: Any) -> Optional[dict[str, Any]]:
-    """Return the update a Nova notification means, None if it is not forwarded; InvalidPayload if malformed."""
+def event_time(metadata: Any) -> float:
+    """Return when Nova sent a notification (epoch seconds), from oslo.messaging's metadata; now if it lacks it."""
+    stamp = metadata.get('timestamp') if isinstance(metadata, Mapping) else None
+    if isinstance(stamp, str):
+        try:
+            parsed = datetime.datetime.fromisoformat(stamp[:32])
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=datetime.timezone.utc)  # oslo.messaging writes UTC
+            return parsed.timestamp()
+    return time.time()
+
+
+def parse(event_type: str, payload: Any, at: Optional[float] = None) -> Optional[dict[str, Any]]:
+    """Return the update a Nova notification sent at ``at`` means, None if it is not forwarded.
+
+    InvalidPayload if malformed. ``at`` (epoch seconds; default now) orders
+    the updates of one member or group: an older one never overwrites a newer.
+    """
     if event_type not in EVENT_TYPES:
         return None
+    at = time.time() if at is None else float(at)
     data = _data(payload)
     if event_type == GROUP_DELETE:
-        return {'kind': KIND_GROUP_DELETE, 'event': event_type, 'group': canonical_uuid(data.get('uuid'), 'group')}
+        return {'kind': KIND_GROUP_DELETE, 'event': event_type, 'group': canonical_uuid(data.get('uuid'), 'group'),
+                'at': at}
     if event_type == ADD_MEMBER:
         members = data.get('members') or []
         if not isinstance(members, list) or len(members) > MAX_RECIPIENTS:
             raise InvalidPayload('server group members must be a list of at most %d UUIDs' % MAX_RECIPIENTS)
         return {'kind': KIND_ADD_MEMBER, 'event': event_type, 'group': canonical_uuid(data.get('uuid'), 'group'),
-                'members': [canonical_uuid(uuid, 'group member') for uuid in members]}
+                'members': [canonical_uuid(uuid, 'group member') for uuid in members], 'at': at}
     state = DELETED if event_type == DELETE_END else _token(data.get('state'))
     host = data.get('host')
     return {
@@ -86,6 +109,7 @@ def parse(event_type: str, payload: Any) -> Optional[dict[str, Any]]:
         'state': state, 'power_state': power_state_name(data.get('power_state')),
         # A deleted instance's host tells nothing; otherwise the payload's host is where it runs now.
         'host': _token(host, MAX_HOST_CHARS) or None, 'host_given': event_type != DELETE_END and 'host' in data,
+        'at': at,
     }
 
 
@@ -93,24 +117,27 @@ def check_update(data: Any) -> dict[str, Any]:
     """Check an update a peer controller sent; return it with exactly the documented keys."""
     if not isinstance(data, Mapping):
         raise InvalidPayload('update must be a dict')
-    kind, event = data.get('kind'), data.get('event')
+    kind, event, at = data.get('kind'), data.get('event'), data.get('at', time.time())
     if event not in EVENT_TYPES:
         raise InvalidPayload('update: unknown event %r' % (event,))
+    if isinstance(at, bool) or not isinstance(at, (int, float)):
+        raise InvalidPayload('update: at must be a number, not %r' % (at,))
+    at = float(at)
     if kind == KIND_GROUP_DELETE:
-        return {'kind': kind, 'event': event, 'group': canonical_uuid(data.get('group'), 'group')}
+        return {'kind': kind, 'event': event, 'group': canonical_uuid(data.get('group'), 'group'), 'at': at}
     if kind == KIND_ADD_MEMBER:
         members = data.get('members')
         if not isinstance(members, list) or len(members) > MAX_RECIPIENTS:
             raise InvalidPayload('update: members must be a list of at most %d UUIDs' % MAX_RECIPIENTS)
         return {'kind': kind, 'event': event, 'group': canonical_uuid(data.get('group'), 'group'),
-                'members': [canonical_uuid(uuid, 'member') for uuid in members]}
+                'members': [canonical_uuid(uuid, 'member') for uuid in members], 'at': at}
     if kind == KIND_MEMBER:
         host = data.get('host')
         if host is not None and not _token(host, MAX_HOST_CHARS):
             raise InvalidPayload('update: bad host %r' % (host,))
         return {'kind': kind, 'event': event, 'member': canonical_uuid(data.get('member'), 'member'),
                 'state': _token(data.get('state')), 'power_state': power_state_name(data.get('power_state')),
-                'host': host, 'host_given': bool(data.get('host_given'))}
+                'host': host, 'host_given': bool(data.get('host_given')), 'at': at}
     raise InvalidPayload('update: unknown kind %r' % (kind,))
 
 
@@ -128,7 +155,7 @@ class NovaNotificationEndpoint:
     def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any, metadata: Any) -> None:
         """One of Nova's info notifications."""
         try:
-            update = parse(event_type, payload)
+            update = parse(event_type, payload, event_time(metadata))
         except InvalidPayload as exc:
             self.malformed += 1
             LOG.warning('malformed Nova notification %s from %s ignored: %s', event_type, publisher_id, exc)

@@ -122,6 +122,9 @@ class MemberDirectory:
         self._membership: _LRU[str, Optional[str]] = _LRU(self.opts.cache_size)  # instance -> group (None: none)
         self._groups: _LRU[str, tuple[str, ...]] = _LRU(self.opts.cache_size)  # group -> member uuids
         self._states: _LRU[str, Member] = _LRU(self.opts.cache_size)  # instance -> host and state
+        # Nova time of the newest event applied per member ("m:uuid") and group ("g:uuid"; a deleted
+        # group's stays as a tombstone): events can arrive out of order (listener threads, two controllers).
+        self._event_at: _LRU[str, float] = _LRU(self.opts.cache_size)
         self._inflight: dict[tuple[str, str], concurrent.futures.Future[None]] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(self.opts.lookup_workers, 'ha-guest-sgm-nova')
         self.counts: collections.Counter[str] = collections.Counter()  # Nova requests by outcome
@@ -281,11 +284,27 @@ class MemberDirectory:
             item = self._states.get(instance_uuid)
         return None if item is None else item[0]
 
+    def _newer(self, key: str, at: Optional[float]) -> bool:
+        """Whether an event of Nova time ``at`` is newer than every one applied to ``key`` (under the lock)."""
+        if at is None:
+            return True
+        last = self._event_at.get(key)
+        if last is not None and at < last[0]:
+            self.counts['stale_events'] += 1
+            return False
+        self._event_at.put(key, at, self._clock())
+        return True
+
     def update_member(self, instance_uuid: str, event: str, state: Optional[str], power_state: str,
-                      host: Optional[str], host_given: bool) -> Member:
-        """Record a member's new state (and host); a deleted member leaves its group. Return the member."""
+                      host: Optional[str], host_given: bool, at: Optional[float] = None) -> Optional[Member]:
+        """Record a member's new state (and host); a deleted member leaves its group.
+
+        Return the member, or None if a newer event of it was applied already.
+        """
         now = self._clock()
         with self._lock:
+            if not self._newer('m:' + instance_uuid, at):
+                return None
             old = self._states.get(instance_uuid)
             old_member = old[0] if old is not None else None
             if not host_given:
@@ -302,11 +321,13 @@ class MemberDirectory:
                         self._groups.put(group[0], tuple(u for u in ids[0] if u != instance_uuid), ids[1])
         return member
 
-    def add_members(self, group: str, member_ids: Iterable[str]) -> list[AddedMember]:
+    def add_members(self, group: str, member_ids: Iterable[str], at: Optional[float] = None) -> list[AddedMember]:
         """Record a group's member list; return each member new to it with the members that knew the group."""
         member_ids = tuple(member_ids)
         now = self._clock()
         with self._lock:
+            if not self._newer('g:' + group, at):
+                return []
             before = [uuid for uuid in member_ids if (self._membership.get(uuid) or (None, 0.0))[0] == group]
             self._groups.put(group, member_ids, now)
             for uuid in member_ids:
@@ -331,8 +352,11 @@ class MemberDirectory:
                 if known == group:
                     self._membership.put(uuid, None, now)
 
-    def delete_group(self, group: str) -> None:
-        """Forget a deleted group: its members are in no group from now on."""
+    def delete_group(self, group: str, at: Optional[float] = None) -> None:
+        """Forget a deleted group: its members are in no group from now on (unless a newer event says so)."""
+        with self._lock:
+            if not self._newer('g:' + group, at):
+                return
         self._forget_group(group)
 
     # -- life ------------------------------------------------------------------------------------------

@@ -160,7 +160,10 @@ class SgmRouter:
             # The group first: a deleted member leaves it when the update is applied.
             reason, detail, view = self._group(update['member'], self._clock() + self.opts.nova_timeout_s)
             member = self._apply(update)
-            assert member is not None
+            if member is None:
+                # Overtaken: a newer event of this member was applied (and passed on) already.
+                self._count(self.events, 'stale')
+                return
             # The guests first (they wait for it), then the peer controllers.
             if view is not None:
                 self._notify(update['event'], member, self._by_host(view.members, exclude=member.uuid))
@@ -171,7 +174,7 @@ class SgmRouter:
                                        update['member'], detail)
             self._sync([update])
         elif update['kind'] == nn.KIND_ADD_MEMBER:
-            added = self.directory.add_members(update['group'], update['members'])
+            added = self.directory.add_members(update['group'], update['members'], update.get('at'))
             for item in added:
                 self._notify(update['event'], item.member, self._by_host(item.recipients, exclude=item.member.uuid))
             self._sync([update])
@@ -194,11 +197,12 @@ class SgmRouter:
         kind = update['kind']
         if kind == nn.KIND_MEMBER:
             return self.directory.update_member(update['member'], update['event'], update['state'],
-                                                update['power_state'], update['host'], update['host_given'])
+                                                update['power_state'], update['host'], update['host_given'],
+                                                update.get('at'))
         if kind == nn.KIND_ADD_MEMBER:
-            self.directory.add_members(update['group'], update['members'])
+            self.directory.add_members(update['group'], update['members'], update.get('at'))
         elif kind == nn.KIND_GROUP_DELETE:
-            self.directory.delete_group(update['group'])
+            self.directory.delete_group(update['group'], update.get('at'))
         return None
 
     def _notify(self, event: str, member: Member, by_host: dict[str, list[str]]) -> None:

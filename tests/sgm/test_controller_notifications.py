@@ -116,6 +116,7 @@ class TestTwoControllers(NovaSgmTestCase):
         for controller in controllers:
             self.assertIn('members', controller.router.status(self.a.uuid))
 
+        self.stub.delete_server(self.c.uuid)  # Nova deletes the instance (and its membership), then tells
         nova_emit.emit('instance.delete.end', self.c.uuid, 'cmp-2', vm_state='deleted', power_state='pending')
         method, items = self.hosts['cmp-2'].get()
         self.assertEqual(('sgm_notify', [self.b.uuid], self.c.uuid, 'deleted'),
@@ -139,6 +140,7 @@ class TestTwoControllers(NovaSgmTestCase):
                          (method, items[0]['recipients'], items[0]['member'], items[0]['event'], items[0]['state']))
         self.assertEqual([self.b.uuid], self.hosts['cmp-2'].get()[1][0]['recipients'])
 
+        self.stub.delete_group(self.group.uuid)  # Nova deletes the group, then tells
         nova_emit.emit('server_group.delete', self.a.uuid, 'api-1', group=self.group.uuid, members=[])
         wait_for(lambda: all(c.router.status(self.b.uuid).get('nack') == 'no_group' for c in controllers), TIMEOUT,
                  message='both controllers to forget the group')

@@ -10,6 +10,8 @@ Nova's state changes are emitted through Nova's own notifier and objects
 
 from __future__ import annotations
 
+import base64
+import collections
 import json
 import queue
 import signal
@@ -19,8 +21,10 @@ import threading
 import time
 from typing import Any
 
+from testtools import content
+
 from ha_guest.guest.client import AgentClient
-from ha_guest.protocol import GUEST, ChannelCodec, Envelope, HelloAck, HelloRequest, negotiate, sgm
+from ha_guest.protocol import GUEST, ChannelCodec, Envelope, Error, HelloAck, HelloRequest, negotiate, sgm
 from ha_guest.testing import wait_for
 from tests.functional.base import Agent
 from tests.functional.rabbit import TIMEOUT
@@ -239,8 +243,51 @@ class TestTwoControllers(GroupTestCase):
         self.assertEqual([b'round %d' % n for n in range(6)], got)
 
 
+class TestBadInput(GroupTestCase):
+
+    def test_floods_are_refused_and_nobody_elses_heartbeat_suffers(self) -> None:
+        # E (alone in its group) turns hostile: its agent is replaced by a hand-made guest that floods.
+        self.agents[self.e].signal(signal.SIGKILL)
+        self.agents[self.e].wait()
+        guest_socket = '%s/%s.sock' % (self.hosts[H2].guest_dir, self.e)
+        hostile: list[ForgingGuest] = []
+
+        def connect() -> bool:
+            guest = ForgingGuest(guest_socket)
+            self.addCleanup(guest.close)
+            try:
+                guest.take_session()
+            except (OSError, AssertionError):
+                return False
+            hostile.append(guest)
+            return True
+
+        wait_for(connect, TIMEOUT, message='the hostile guest to take the channel')
+        guest = hostile[0]
+        big = base64.b64encode(b'x' * 3051).decode()
+        oversized = guest.codec.encode(sgm.Broadcast(b'')).replace(b'"payload":""', b'"payload":"%s"' % big.encode())
+        frames = [guest.codec.encode(sgm.Broadcast(b'y' * 3050)) for _ in range(300)]
+        frames += [guest.codec.encode(sgm.StatusRequest()) for _ in range(300)]
+        guest.sock.sendall(oversized + b''.join(frames))
+        got = guest.received(2.0)
+        reasons = collections.Counter(m.reason for m in got if isinstance(m, sgm.Nack))
+        codes = collections.Counter(m.code for m in got if isinstance(m, Error))
+        self.addDetail('hostile-guest-got', content.text_content('601 frames sent; got nacks %s, errors %s, %d in all'
+                                                                 % (dict(reasons), dict(codes), len(got))))
+        self.assertGreater(reasons['rate_limited'], 0, got[:20])
+        self.assertGreater(codes['invalid_message'], 0, got[:20])  # the 3051-byte payload
+        self.assertGreater(codes['rate_limited'], 0, got[:20])  # frames beyond the guest's frame rate
+        # Frames past the guest's frame budget are dropped unread, and error replies have a budget of their
+        # own: far fewer answers than frames.
+        self.assertLess(len(got), 300, collections.Counter(type(m).__name__ for m in got))
+        # Meanwhile the heartbeat guests were never missed, and SGM between the others still works.
+        self.assertEqual([], self.rabbit.controller_api().list_faults(None))
+        self.broadcast(self.a, 'still here')
+        self.assertEqual(b'still here', self.listeners[self.b].next('broadcast')['payload'])
+
+
 class ForgingGuest:
-    """A hand-made guest that answers hello and writes a broadcast with a forged ``sender`` field."""
+    """A hand-made guest: takes over a channel's session and writes whatever frames a test wants."""
 
     def __init__(self, path: str) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -248,17 +295,34 @@ class ForgingGuest:
         self.sock.settimeout(2.0)
         self.codec = ChannelCodec(GUEST)
 
-    def broadcast_as(self, sender: str, payload: bytes) -> None:
-        # The compute agent's session was acknowledged by the agent killed before: ask for a new hello.
+    def take_session(self) -> None:
+        """Ask for a hello (the agent that acknowledged the last one is gone) and acknowledge it."""
         self.sock.sendall(self.codec.encode(HelloRequest()))
         hello = self._wait_hello()  # the guest codec adopts the hello's session
         version = negotiate(hello.message.version_min, hello.message.version_max)
         self.codec.version = version
         self.sock.sendall(self.codec.encode(HelloAck(version, 'forger/1')))
+
+    def broadcast_as(self, sender: str, payload: bytes) -> None:
+        self.take_session()
         frame = self.codec.encode(sgm.Broadcast(payload)).rstrip(b'\n')
         data = json.loads(frame)
         data['data']['sender'] = sender  # not a field of broadcast: the host must ignore it
         self.sock.sendall(json.dumps(data, separators=(',', ':')).encode() + b'\n')
+
+    def received(self, wait: float) -> list[Any]:
+        """Return what the host wrote within ``wait`` seconds (messages and protocol errors)."""
+        got: list[Any] = []
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not data:
+                break
+            got.extend(item.message if isinstance(item, Envelope) else item for item in self.codec.feed(data))
+        return got
 
     def _wait_hello(self) -> Envelope:
         deadline = time.monotonic() + 2.0

@@ -88,7 +88,7 @@ class TestShape(testtools.TestCase):
         nova = _wire(sg_notification.ServerGroupPayload(instance_group))
         self.assertEqual(nova, ours.server_group_payload(group, members))
         self.assertEqual({'kind': 'add_member', 'event': 'server_group.add_member', 'group': group,
-                          'members': members}, parsing.parse('server_group.add_member', nova))
+                          'members': members, 'at': 5.0}, parsing.parse('server_group.add_member', nova, 5.0))
 
     def test_publisher_id_and_event_types(self) -> None:
         for source, host in ((fields.NotificationSource.COMPUTE, 'cmp-1'), (fields.NotificationSource.API, 'api')):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import testtools
@@ -17,9 +18,9 @@ class TestParse(testtools.TestCase):
         instance = build.NovaInstance(uuid=str(uuid.uuid4()).upper(), host='cmp-9', vm_state='stopped',
                                       power_state='shutdown')
         for event in sorted(nn.INSTANCE_EVENTS - {nn.DELETE_END}):
-            update = nn.parse(event, build.instance_payload(instance, event))
+            update = nn.parse(event, build.instance_payload(instance, event), 1234.5)
             self.assertEqual({'kind': 'member', 'event': event, 'member': instance.uuid.lower(), 'state': 'stopped',
-                              'power_state': 'shutdown', 'host': 'cmp-9', 'host_given': True}, update)
+                              'power_state': 'shutdown', 'host': 'cmp-9', 'host_given': True, 'at': 1234.5}, update)
 
     def test_delete_is_state_deleted_without_host(self) -> None:
         instance = build.NovaInstance(vm_state='deleted', power_state='pending')
@@ -39,10 +40,19 @@ class TestParse(testtools.TestCase):
 
     def test_server_group_events(self) -> None:
         group, members = str(uuid.uuid4()), [str(uuid.uuid4()), str(uuid.uuid4())]
-        self.assertEqual({'kind': 'add_member', 'event': 'server_group.add_member', 'group': group, 'members': members},
-                         nn.parse('server_group.add_member', build.server_group_payload(group, members)))
-        self.assertEqual({'kind': 'group_delete', 'event': 'server_group.delete', 'group': group},
-                         nn.parse('server_group.delete', build.server_group_payload(group, [])))
+        self.assertEqual({'kind': 'add_member', 'event': 'server_group.add_member', 'group': group, 'members': members,
+                          'at': 7.0},
+                         nn.parse('server_group.add_member', build.server_group_payload(group, members), 7))
+        self.assertEqual({'kind': 'group_delete', 'event': 'server_group.delete', 'group': group, 'at': 8.0},
+                         nn.parse('server_group.delete', build.server_group_payload(group, []), 8))
+
+    def test_event_time_from_oslo_messaging_metadata(self) -> None:
+        # oslo.messaging stamps str(utcnow()); naive, UTC.
+        self.assertEqual(1796529600.25, nn.event_time({'timestamp': '2026-12-06 04:00:00.250000',
+                                                       'message_id': 'x'}))
+        before = time.time()
+        self.assertGreaterEqual(nn.event_time({'timestamp': 'yesterday'}), before)  # unreadable: now
+        self.assertGreaterEqual(nn.event_time(None), before)
 
     def test_other_events_are_not_forwarded(self) -> None:
         payload = build.instance_payload(build.NovaInstance(), 'instance.update')

@@ -152,3 +152,22 @@ class TestUpdates(DirectoryTestCase):
         directory.group_of(self.a.uuid)
         directory.delete_group(self.group.uuid)
         self.assertRaises(NoGroup, directory.group_of, self.a.uuid)
+
+    def test_an_older_event_never_overwrites_a_newer_one(self) -> None:
+        directory = self.directory()
+        directory.group_of(self.a.uuid)
+        newer = directory.update_member(self.b.uuid, 'instance.power_on.end', 'active', 'running', None, False, 20.0)
+        self.assertIsNotNone(newer)
+        self.assertIsNone(directory.update_member(self.b.uuid, 'instance.power_off.end', 'stopped', 'shutdown',
+                                                  None, False, 10.0))  # sent before, arrived after
+        self.assertEqual(('active', 'running'), (directory.member(self.b.uuid).state,
+                                                 directory.member(self.b.uuid).power_state))
+        self.assertEqual(1, directory.stats()['nova_stale_events'])
+
+    def test_a_deleted_group_stays_deleted_for_older_events(self) -> None:
+        directory = self.directory()
+        view = directory.group_of(self.a.uuid)
+        self.stub.delete_group(view.group)
+        directory.delete_group(view.group, 30.0)
+        self.assertEqual([], directory.add_members(view.group, [self.a.uuid, self.b.uuid], 29.0))
+        self.assertRaises(NoGroup, directory.group_of, self.a.uuid)

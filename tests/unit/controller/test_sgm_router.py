@@ -33,15 +33,15 @@ class FakeDirectory:
         return view
 
     def update_member(self, *args: Any) -> Member:
-        self.updates.append(('member',) + args)
-        uuid_, _, state, power_state, host, _ = args
+        self.updates.append(('member',) + args[:-1])  # the event time last
+        uuid_, _, state, power_state, host, _, _ = args
         return Member(uuid_, host, state, power_state)
 
-    def add_members(self, group: str, members: list[str]) -> list[AddedMember]:
+    def add_members(self, group: str, members: list[str], at: Optional[float] = None) -> list[AddedMember]:
         self.updates.append(('add', group, members))
         return self.added
 
-    def delete_group(self, group: str) -> None:
+    def delete_group(self, group: str, at: Optional[float] = None) -> None:
         self.updates.append(('delete', group))
 
     def stats(self) -> dict[str, int]:
