@@ -19,13 +19,11 @@ broker -> listener. Any fault of a guest that was not hung is a false alarm.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
 import resource
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -41,6 +39,7 @@ from ha_guest.testing.bench_procs import (
     GuestHelper,
     Service,
     find_process,
+    run_main,
 )
 from ha_guest.testing.bench_report import percentile, print_table, rounded
 from ha_guest.testing.messaging import check_broker, service_config, transport_url
@@ -313,10 +312,6 @@ class Bench:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the benchmark; 0 when it ran to the end (the figures say how good they are)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -351,27 +346,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error('--guests must be positive and --interval-ms at least 100')
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the services inherit it: a socket per guest
-    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: the finally clause stops every process
-    bench = Bench(args)
-    try:
-        result = bench.run()
-    except KeyboardInterrupt:
-        print('benchmark interrupted', file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print('benchmark FAILED: %s' % exc, file=sys.stderr)
-        for service in bench.services.values():
-            print('--- %s log, last lines ---\n%s' % (service.name, service.tail()), file=sys.stderr)
-        return 1
-    finally:
-        bench.cleanup()
-    print_table(result, args.transport_url)
-    if args.json:
-        with open(args.json, 'w', encoding='utf-8') as handle:
-            json.dump(result, handle, indent=2, sort_keys=True)
-            handle.write('\n')
-    return 0
-
+    return run_main(Bench(args), print_table, args)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Optional
 
 _TICKS = os.sysconf('SC_CLK_TCK')
@@ -79,46 +80,43 @@ class Service:
             return ''
 
 
-class GuestHelper:
-    """One ha_guest.testing.bench_guests process serving many guests; a line protocol on its pipes."""
+class HelperProcess:
+    """A helper process of the benchmark driven over its pipes: one JSON answer line per command line."""
 
-    def __init__(self, index: int, folder: str, count: int, interval_ms: int, log_path: str) -> None:
+    def __init__(self, index: int, argv: list[str], log_path: str) -> None:
         self.index = index
         self.log_path = log_path
         with open(log_path, 'ab') as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, '-m', 'ha_guest.testing.bench_guests', '--folder', folder, '--guests', str(count),
-                 '--interval-ms', str(interval_ms)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
-        self.uuids: list[str] = []
+            self.proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=log, start_new_session=True)
         self._lock = threading.Lock()
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def read_ready(self) -> list[str]:
-        """Wait for the helper to bind its sockets; return its guests' instance UUIDs."""
-        self.uuids = list(self._read()['ready'])
-        return self.uuids
+    def write(self, command: str) -> None:
+        """Send one command line; read() its answer later (several helpers work at once)."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(command.encode() + b'\n')
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise BenchError('guest helper %d is gone' % self.index) from None
 
-    def ask(self, command: str) -> dict[str, Any]:
-        """Send one command line and return the answer."""
-        with self._lock:
-            assert self.proc.stdin is not None
-            try:
-                self.proc.stdin.write(command.encode() + b'\n')
-                self.proc.stdin.flush()
-            except BrokenPipeError:
-                raise BenchError('guest helper %d is gone' % self.index) from None
-            return self._read()
-
-    def _read(self) -> dict[str, Any]:
+    def read(self) -> dict[str, Any]:
+        """Return the next answer line."""
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
             raise BenchError('guest helper %d exited (status %s)' % (self.index, self.proc.poll()))
         return dict(json.loads(line))
+
+    def ask(self, command: str) -> dict[str, Any]:
+        """Send one command line and return the answer (thread-safe)."""
+        with self._lock:
+            self.write(command)
+            return self.read()
 
     def stop(self) -> None:
         """Close its stdin (it exits), kill it if it lingers."""
@@ -132,6 +130,47 @@ class GuestHelper:
             except ProcessLookupError:
                 pass
             self.proc.wait(5.0)
+
+
+class GuestHelper(HelperProcess):
+    """One ha_guest.testing.bench_guests process serving many guests."""
+
+    def __init__(self, index: int, folder: str, count: int, interval_ms: int, log_path: str) -> None:
+        super().__init__(index, ['-m', 'ha_guest.testing.bench_guests', '--folder', folder, '--guests', str(count),
+                                 '--interval-ms', str(interval_ms)], log_path)
+        self.uuids: list[str] = []
+
+    def read_ready(self) -> list[str]:
+        """Wait for the helper to bind its sockets; return its guests' instance UUIDs."""
+        self.uuids = list(self.read()['ready'])
+        return self.uuids
+
+
+def run_main(bench: Any, print_result: Callable[[dict[str, Any], str], None], args: Any) -> int:
+    """Run a benchmark, print its table, write its JSON; clean up always; return the exit status."""
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: the finally clause stops every process
+    try:
+        result = bench.run()
+    except KeyboardInterrupt:
+        print('benchmark interrupted', file=sys.stderr)
+        return 130
+    except BenchError as exc:
+        print('benchmark FAILED: %s' % exc, file=sys.stderr)
+        for service in bench.services.values():
+            print('--- %s log, last lines ---\n%s' % (service.name, service.tail()), file=sys.stderr)
+        return 1
+    finally:
+        bench.cleanup()
+    print_result(result, args.transport_url)
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as handle:
+            json.dump(result, handle, indent=2, sort_keys=True)
+            handle.write('\n')
+    return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 class FaultListener:

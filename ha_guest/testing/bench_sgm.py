@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from ha_guest.testing.bench_procs import BenchError, CpuMeter, Service, cpu_seconds, find_process
+from ha_guest.testing.bench_procs import BenchError, CpuMeter, Service, cpu_seconds, find_process, run_main
 from ha_guest.testing.bench_report import percentile, rounded
 from ha_guest.testing.bench_sgm_parts import (
     Layout,
@@ -363,10 +362,6 @@ class SgmBench:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the SGM benchmark; 0 when it ran to the end (the figures say how good they are)."""
     parser = argparse.ArgumentParser(prog='ha-guest-bench --sgm', description=__doc__.splitlines()[0])
@@ -391,27 +386,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.groups < 1 or not 0 < args.rate <= 10.0:
         parser.error('--groups must be positive and --rate in (0, 10]')
-    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: the finally clause stops every process
-    bench = SgmBench(args)
-    try:
-        result = bench.run()
-    except KeyboardInterrupt:
-        print('benchmark interrupted', file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print('benchmark FAILED: %s' % exc, file=sys.stderr)
-        for service in bench.services.values():
-            print('--- %s log, last lines ---\n%s' % (service.name, service.tail()), file=sys.stderr)
-        return 1
-    finally:
-        bench.cleanup()
-    print_sgm_table(result, args.transport_url)
-    if args.json:
-        with open(args.json, 'w', encoding='utf-8') as handle:
-            json.dump(result, handle, indent=2, sort_keys=True)
-            handle.write('\n')
-    return 0
-
+    return run_main(SgmBench(args), print_sgm_table, args)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -6,13 +6,10 @@ import dataclasses
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
-from ha_guest.testing.bench_procs import BenchError
+from ha_guest.testing.bench_procs import HelperProcess
 from ha_guest.testing.bench_report import percentile, rounded, safe_url
 
 
@@ -73,58 +70,16 @@ class Layout:
         return counts
 
 
-class SgmHelper:
-    """One ha_guest.testing.bench_sgm_guests process (the guests of one host); a line protocol on its pipes."""
+class SgmHelper(HelperProcess):
+    """One ha_guest.testing.bench_sgm_guests process (the guests of one host)."""
 
     def __init__(self, index: int, host: str, spec_path: str, log_path: str) -> None:
-        self.index = index
+        super().__init__(index, ['-m', 'ha_guest.testing.bench_sgm_guests', '--spec', spec_path], log_path)
         self.host = host
-        with open(log_path, 'ab') as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, '-m', 'ha_guest.testing.bench_sgm_guests', '--spec', spec_path],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
     def read_ready(self) -> int:
         """Wait for the helper to bind its sockets; return how many."""
         return int(self.read()['ready'])
-
-    def write(self, command: str) -> None:
-        """Send one command line; read() its answer later (several helpers work at once)."""
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(command.encode() + b'\n')
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            raise BenchError('guest helper %d is gone' % self.index) from None
-
-    def read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise BenchError('guest helper %d exited (status %s)' % (self.index, self.proc.poll()))
-        return dict(json.loads(line))
-
-    def ask(self, command: str) -> dict[str, Any]:
-        """Send one command and return its answer."""
-        self.write(command)
-        return self.read()
-
-    def stop(self) -> None:
-        """Close its stdin (it exits), kill it if it lingers."""
-        try:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-            self.proc.wait(5.0)
-        except (OSError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(5.0)
 
 
 def load_figures(reports: list[dict[str, Any]], start_ns: int, seconds: float, peers: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from ha_guest.testing import bench_guests
 from ha_guest.testing.bench_report import percentile, safe_url
 
 
-class _Transport(asyncio.Transport):
+class RecordingTransport(asyncio.Transport):
     """Collects what the guest writes."""
 
     def __init__(self) -> None:
@@ -31,7 +31,7 @@ class TestBenchGuest(testtools.TestCase):
         super().setUp()
         self.guest = bench_guests.Guest('7d2a6f0e-1b7d-4e52-9a51-0c3f5e7d9a01', 100)
         self.connection = bench_guests.GuestConnection(self.guest)
-        self.transport = _Transport()
+        self.transport = RecordingTransport()
         self.connection.connection_made(self.transport)
         self.host = ChannelCodec(HOST)
         self.host.start_session()

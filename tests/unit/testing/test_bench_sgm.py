@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import os
@@ -16,18 +15,10 @@ from ha_guest.protocol import GUEST, HOST, ChannelCodec, Envelope, Hello, HelloA
 from ha_guest.protocol.limits import MAX_BROADCAST_BYTES
 from ha_guest.testing import bench_sgm_guests as guests_mod
 from ha_guest.testing.bench_sgm_parts import Layout, cpu_ms_per_broadcast, load_figures, logged_drops
+from tests.unit.testing.test_bench import RecordingTransport
 
 SENDER = '7d2a6f0e-1b7d-4e52-9a51-0c3f5e7d9a01'
 RECIPIENT = '0b6c1f35-2a44-4c1e-8d2b-6a3f4e5d6c7b'
-
-
-class _Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = b''
-
-    def write(self, data: Any) -> None:
-        self.written += bytes(data)
 
 
 class TestStamp(testtools.TestCase):
@@ -52,7 +43,7 @@ class TestSgmGuest(testtools.TestCase):
         super().setUp()
         self.guests = guests_mod.Guests()
         self.connection = guests_mod.GuestConnection(self.guests, RECIPIENT)
-        self.transport = _Transport()
+        self.transport = RecordingTransport()
         self.connection.connection_made(self.transport)
         self.host = ChannelCodec(HOST)
         self.host.start_session()
