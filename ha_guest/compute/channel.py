@@ -335,11 +335,17 @@ class GuestChannel(ReconnectingConnection):
             if self.hello_acked or now - self._hello_sent_at >= self.settings.hello_retry_s:
                 self._send_hello()
         elif isinstance(message, heartbeat.Init):
-            if not self.features.heartbeat:
+            if not self.hello_acked:
+                # Registration belongs to an accepted session: refuse it loudly (the guest
+                # asks for a hello); whatever was watched before stays watched.
+                self._reply_error(errors.ProtocolError(errors.UNEXPECTED_MESSAGE, "init before hello_ack", env.seq))
+            elif not self.features.heartbeat:
                 self._not_watched(env.seq)
             elif monitor is not None:
-                interval = monitor.register(message.interval_ms, now)
-                self.scheduler.schedule(monitor)
+                due = monitor.next_due
+                interval = monitor.register(message.interval_ms, now)  # a re-init keeps misses and deadline
+                if monitor.next_due != due:
+                    self.scheduler.schedule(monitor)
                 self.send(heartbeat.InitAck(interval, self.settings.miss_threshold))
         elif isinstance(message, heartbeat.Exit):
             self.send(heartbeat.ExitAck())
@@ -372,10 +378,12 @@ class GuestChannel(ReconnectingConnection):
             self.codec.version = message.version
             self._format_session_frames()
         self._cancel_timer()
-        # A new hello_ack ends the registration (the agent restarted or renegotiated);
-        # the guest sends init again right away. An open fault stays open.
-        if self.monitor is not None:
-            self.monitor.unregister()
         if first:
+            # The first hello_ack of a new connection ends the registration of the
+            # previous one (the guest sends init again right after; an open fault
+            # stays open). Another hello_ack in this session changes nothing else:
+            # a registered guest leaves monitoring only by exit.
+            if self.monitor is not None:
+                self.monitor.unregister()
             LOG.debug("%s: session %s acknowledged by %s", self.instance_uuid, self.codec.session,
                       message.agent or "an unnamed agent")

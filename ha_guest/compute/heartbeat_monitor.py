@@ -151,9 +151,18 @@ class GuestMonitor:
     _reconfirm: bool = False
     _deferred: bool = False  # the current verdict was put off once already
     _hold_until: float = float("-inf")  # no misses are counted before this time
+    _registered: bool = False  # register()/restore() until exit() or unregister()
+
+    @property
+    def registered(self) -> bool:
+        """Whether the guest is registered (also while suspended): only exit or unregister() ends it."""
+        return self._registered
 
     def register(self, interval_ms: int, now: float) -> int:
-        """Start (or restart) watching with the granted interval; return it."""
+        """Start watching with the granted interval, or re-register (see _reregister); return it."""
+        if self._registered:
+            return self._reregister(self.policy.clamp(interval_ms), now)
+        self._registered = True
         self.interval_ms = self.policy.clamp(interval_ms)
         self._nonce = None
         self._missed_in_row = 0
@@ -164,6 +173,22 @@ class GuestMonitor:
         self.next_due = None if self.state == GuestState.SUSPENDED else self.policy.first_due(now, self.interval_ms)
         self.emit(MonitorEvent(EventKind.REGISTERED, self.instance_uuid, now, interval_ms=self.interval_ms))
         return self.interval_ms
+
+    def _reregister(self, interval_ms: int, now: float) -> int:
+        """An init while registered: the new interval applies, nothing else is forgiven.
+
+        The miss count, the open challenge and its deadline stay, so re-sending
+        init cannot hide a hang; the deadline may only come sooner (a shorter
+        interval). REGISTERED is emitted only if the interval (which the state
+        file keeps) changed, so repeated inits cause no state file write.
+        """
+        changed = interval_ms != self.interval_ms
+        self.interval_ms = interval_ms
+        if self.next_due is not None:
+            self.next_due = min(self.next_due, now + interval_ms / 1000.0)
+        if changed:
+            self.emit(MonitorEvent(EventKind.REGISTERED, self.instance_uuid, now, interval_ms=interval_ms))
+        return interval_ms
 
     def tick(self, now: float) -> Optional[float]:
         """Count a miss if the last challenge is unanswered, send the next one."""
@@ -236,6 +261,7 @@ class GuestMonitor:
     def exit(self, reason: str, now: float) -> None:
         """The guest ended monitoring: never a fault, and it clears any fault."""
         self._set_state(GuestState.EXITED)
+        self._registered = False
         self._stop_watching()
         self.incident_id = None
         self.fault_kind = None
@@ -257,13 +283,14 @@ class GuestMonitor:
             return
         self.state = self._resume_state
         self._missed_in_row = 0
-        if self.state in WATCHED:
+        if self.state in WATCHED and self._registered:  # an unregistered guest's open fault is not watched
             self.next_due = now
 
     def unregister(self) -> None:
         """Stop watching until the guest registers again; an open fault stays open."""
         if self.persistent_state not in (GuestState.UNHEALTHY, GuestState.FAILED):
             self._set_state(GuestState.UNREGISTERED)
+        self._registered = False
         self._stop_watching()
 
     def _set_state(self, state: GuestState) -> None:
@@ -284,6 +311,7 @@ class GuestMonitor:
         that; one that does not (hung) is challenged once the grace is over.
         """
         self.interval_ms = self.policy.clamp(interval_ms)
+        self._registered = True
         self._nonce = None
         self._missed_in_row = 0
         if incident_id and fault_kind in (MISSED, UNHEALTHY):

@@ -10,9 +10,10 @@ unless a hello came first or the open already ended (a port without a host
 reads EOF at once, and requests written then would reach the next host as a
 burst). Each host hello (the newest wins) is answered with hello_ack and,
 unless heartbeat is off, heartbeat/init (registration.Registration: retries,
-not_registered, and not_enabled for an instance whose flavor has no
-heartbeat). SIGTERM/SIGINT sends heartbeat/exit when registered, waits up to
-1 s for exit_ack and exits 0.
+not_registered, not_enabled for an instance whose flavor has no heartbeat,
+and the watchdog that registers again when challenges stop coming).
+SIGTERM/SIGINT sends heartbeat/exit when registered, waits up to 1 s for
+exit_ack and exits 0.
 
 Logging: INFO only on state changes (channel found, session started,
 registered, overall health changed, host side gone), DEBUG per frame.
@@ -82,7 +83,8 @@ class Agent:
             (name, 0) for name in ("challenges", "responses", "protocol_errors", "error_replies",
                                    "error_replies_suppressed", "host_errors", "sessions"))
         self.sgm = GroupMessaging(self._send, self._has_session, self._publish)
-        self.reg = Registration(self._send, cfg.heartbeat, cfg.interval_ms)
+        self.reg = Registration(self._send, cfg.heartbeat, cfg.interval_ms,
+                                lambda: self.counters["challenges"], self._ask_for_hello)
         self._channel: Optional[Channel] = None
         self._debug = False
         self._last_health = heartbeat.HEALTHY
@@ -180,6 +182,11 @@ class Agent:
         self._hello_request_timer = None
         # An already connected host only speaks after a hello_request.
         if channel is self._channel and self.codec.session is None:
+            self._send(HelloRequest())
+
+    def _ask_for_hello(self) -> None:
+        """The host did not take our hello_ack (it refused our init): ask for a new hello."""
+        if self._channel is not None:
             self._send(HelloRequest())
 
     def _on_lost(self, reason: str) -> None:
@@ -322,6 +329,7 @@ class Agent:
         counters.update(self.sgm.counters)
         counters["stale_frames"] = self.codec.stale_frames + self._superseded
         counters["reconnects"] = max(0, self.connector.opens - 1)
+        counters["reregistrations"] = self.reg.reregistrations
         channel, reg = self._channel, self.reg
         return ok(
             connected=self._has_session(),

@@ -84,7 +84,7 @@ class TestSession(ChannelTestCase):
                 await wait_until(lambda: h.monitor.state == GuestState.HEALTHY, what="registered")
                 guest.send(HelloRequest())
                 await wait_until(lambda: len(guest.of_type(Hello)) == 2, what="a second hello")
-                # Same session: a hello_request does not start a new one; registration restarts.
+                # Same session: a hello_request does not start a new one; the registration goes on.
                 self.assertEqual([h.channel.codec.session] * 2, guest.sessions)
                 await wait_until(lambda: len(guest.of_type(heartbeat.InitAck)) == 2, what="registered again")
                 self.assertEqual([], h.kinds(EventKind.FAULT))
@@ -216,6 +216,98 @@ class TestHeartbeat(ChannelTestCase):
                 await wait_until(lambda: seen, what="the hook")
                 self.assertEqual([(h.channel, seq, sgm.Broadcast(b"hi"))], seen)
                 self.assertEqual([], guest.of_type(sgm.Nack))
+        self.run_async(scenario())
+
+
+class TestRegistrationRules(ChannelTestCase):
+    """protocol.rst, Registration: a guest is monitored or told that it is not; only exit ends it."""
+
+    async def acked(self, guest: FakeGuest, h: ChannelHarness) -> None:
+        await wait_until(lambda: guest.of_type(Hello), what="hello")
+        guest.codec.session = h.channel.codec.session
+        guest.send(HelloAck(1, "scripted"))
+        await wait_until(lambda: h.channel.hello_acked, what="hello_ack taken")
+
+    def test_init_before_hello_ack_is_refused_and_told(self) -> None:
+        async def scenario() -> None:
+            async with self.connected(auto_hello=False, answer=False) as (guest, h):
+                await wait_until(lambda: guest.of_type(Hello), what="hello")
+                guest.codec.session = h.channel.codec.session
+                seq = guest.send(heartbeat.Init(100))
+                await wait_until(lambda: guest.of_type(Error), what="an error for the init")
+                error = guest.of_type(Error)[0]
+                self.assertEqual((errors.UNEXPECTED_MESSAGE, seq), (error.code, error.ref_seq))
+                self.assertEqual([], guest.of_type(heartbeat.InitAck))
+                self.assertFalse(h.monitor.registered)
+                # Done in order, the same guest is registered and watched.
+                guest.send(HelloAck(1, "scripted"))
+                guest.send(heartbeat.Init(100))
+                await wait_until(lambda: guest.of_type(heartbeat.InitAck), what="init_ack")
+                fault = (await wait_until(lambda: h.kinds(EventKind.FAULT), what="a fault"))[0]
+                self.assertEqual("missed", fault.fault_kind)
+        self.run_async(scenario())
+
+    def test_hello_ack_replay_keeps_the_guest_watched(self) -> None:
+        async def scenario() -> None:
+            async with self.connected(auto_hello=False) as (guest, h):
+                await self.acked(guest, h)
+                guest.send(heartbeat.Init(100))
+                await wait_until(lambda: h.monitor.stats.responses >= 2, what="answers")
+                guest.send(HelloAck(1, "scripted"))  # the same version again ...
+                seq = guest.send(HelloAck(9, "scripted"))  # ... and one the host does not speak
+                await wait_until(lambda: guest.of_type(Error), what="unsupported_version")
+                self.assertEqual((errors.UNSUPPORTED_VERSION, seq), (guest.of_type(Error)[0].code,
+                                                                     guest.of_type(Error)[0].ref_seq))
+                self.assertTrue(h.monitor.registered)
+                self.assertEqual(GuestState.HEALTHY, h.monitor.state)
+                guest.answer = False  # then it hangs: reported
+                fault = (await wait_until(lambda: h.kinds(EventKind.FAULT), what="a fault"))[0]
+                self.assertEqual("missed", fault.fault_kind)
+                self.assertEqual(1, len(h.kinds(EventKind.REGISTERED)))
+        self.run_async(scenario())
+
+    def test_hello_request_and_new_hello_ack_keep_the_registration(self) -> None:
+        async def scenario() -> None:
+            async with self.connected(answer=False) as (guest, h):
+                # A guest agent restart within the session: hello_request, hello, hello_ack and init.
+                await wait_until(lambda: guest.of_type(heartbeat.InitAck), what="registered")
+                guest.send(HelloRequest())
+                await wait_until(lambda: len(guest.of_type(heartbeat.InitAck)) == 2, what="registered again")
+                self.assertTrue(h.monitor.registered)
+                await wait_until(lambda: h.kinds(EventKind.FAULT), what="the silent guest reported")
+        self.run_async(scenario())
+
+    def test_reinit_every_interval_cannot_hide_a_hang(self) -> None:
+        async def scenario() -> None:
+            async with self.connected(answer=False, interval_ms=100) as (guest, h):
+                await wait_until(lambda: guest.of_type(heartbeat.InitAck), what="registered")
+                for _ in range(8):
+                    guest.send(heartbeat.Init(100))
+                    await asyncio.sleep(0.05)
+                    if h.kinds(EventKind.FAULT):
+                        break
+                fault = (await wait_until(lambda: h.kinds(EventKind.FAULT), what="a fault"))[0]
+                self.assertEqual("missed", fault.fault_kind)
+                self.assertGreaterEqual(len(guest.of_type(heartbeat.InitAck)), 2)  # each init answered
+                self.assertEqual(1, len(h.kinds(EventKind.REGISTERED)))  # and no state file write for it
+        self.run_async(scenario())
+
+    def test_init_before_hello_ack_after_reconnection_keeps_watching(self) -> None:
+        async def scenario() -> None:
+            settings = ChannelSettings(channel_loss_grace_s=0.1, reconnect_min_s=0.01, hello_retry_s=5.0)
+            async with self.connected(settings, interval_ms=100) as (guest, h):
+                await wait_until(lambda: h.monitor.stats.responses >= 1, what="answers")
+                guest.auto_hello = False
+                guest.answer = False
+                guest.drop()
+                await wait_until(lambda: guest.connections == 2 and guest.of_type(Hello)[1:], what="new session")
+                guest.codec.session = h.channel.codec.session
+                seq = guest.send(heartbeat.Init(100))
+                await wait_until(lambda: guest.of_type(Error), what="an error for the init")
+                self.assertEqual((errors.UNEXPECTED_MESSAGE, seq), (guest.of_type(Error)[0].code,
+                                                                    guest.of_type(Error)[0].ref_seq))
+                self.assertTrue(h.monitor.registered)
+                await wait_until(lambda: h.kinds(EventKind.FAULT), what="the hung guest reported")
         self.run_async(scenario())
 
 

@@ -420,3 +420,149 @@ class TestHoldVerdicts(testtools.TestCase):
         h.run(1.0)
         self.assertEqual([], h.kinds(EventKind.FAULT))
         self.assertEqual(GuestState.SUSPENDED, h.monitor.state)
+
+
+class TestReregistration(testtools.TestCase):
+    """An init while registered (protocol.rst, Registration): nothing counted is forgiven."""
+
+    def reinit_every(self, h: Harness, period: float, seconds: float, interval_ms: int = 100) -> None:
+        """Advance ``seconds`` without answering, re-registering every ``period``."""
+        end = h.now + seconds - 1e-9
+        while h.now < end:
+            h.run(period)
+            h.monitor.register(interval_ms, h.now)
+            h.scheduler.schedule(h.monitor)
+
+    def test_reinit_keeps_counted_misses(self) -> None:
+        h = Harness(HeartbeatPolicy(miss_threshold=3))
+        h.register(100)
+        h.run(0.1, answer="healthy")
+        h.run(0.35)  # two misses counted, the third challenge open
+        self.assertEqual(2, h.monitor.stats.misses)
+        h.register(100)
+        h.run(0.1)
+        faults = h.kinds(EventKind.FAULT)
+        self.assertEqual(1, len(faults))
+        self.assertEqual(3, faults[0].misses)
+
+    def test_reinit_every_interval_cannot_hide_a_hang(self) -> None:
+        h = Harness()
+        h.register(100)
+        h.run(0.5, answer="healthy")
+        hung_at = h.now
+        self.reinit_every(h, 0.05, 1.0)
+        fault = h.kinds(EventKind.FAULT)[0]
+        self.assertLessEqual(fault.at - hung_at, 0.2 + TICK)
+        self.assertEqual(GuestState.FAILED, h.monitor.state)
+
+    def test_reinit_just_before_each_deadline_cannot_hide_a_hang(self) -> None:
+        h = Harness(HeartbeatPolicy(miss_threshold=2))
+        h.register(100)
+        h.run(0.3, answer="healthy")
+        hung_at = h.now
+        self.reinit_every(h, 0.09, 1.0)
+        self.assertLessEqual(h.kinds(EventKind.FAULT)[0].at - hung_at, 0.3 + TICK)
+
+    def test_reinit_never_postpones_the_open_challenge(self) -> None:
+        h = Harness()
+        h.register(100)
+        h.scheduler.run_due(h.now)
+        due = h.monitor.next_due
+        h.run(0.05)
+        self.assertEqual(1000, h.monitor.register(1000, h.now))  # a longer interval: for later challenges
+        self.assertEqual(due, h.monitor.next_due)
+        h.run(0.05)
+        self.assertEqual(1, len(h.kinds(EventKind.FAULT)))  # judged at the old deadline
+        self.assertEqual(2, len(h.sent))
+        h.run(0.95)
+        self.assertEqual(2, len(h.sent))  # the next one a whole new interval later
+        h.run(0.05)
+        self.assertEqual(3, len(h.sent))
+
+    def test_shorter_interval_brings_the_deadline_forward(self) -> None:
+        h = Harness()
+        h.register(1000)
+        h.scheduler.run_due(h.now)
+        h.run(0.1)
+        h.monitor.register(100, h.now)
+        h.scheduler.schedule(h.monitor)
+        self.assertAlmostEqual(h.now + 0.1, h.monitor.next_due)
+        h.run(0.1)
+        self.assertEqual(1, len(h.kinds(EventKind.FAULT)))
+
+    def test_same_interval_emits_nothing_new_interval_emits_once(self) -> None:
+        h = Harness()
+        h.register(100)
+        h.run(0.3, answer="healthy")
+        for _ in range(20):
+            h.register(100)
+            h.register(50)  # clamped to the same 100 ms
+        self.assertEqual([EventKind.REGISTERED], [e.kind for e in h.events])
+        h.register(200)
+        self.assertEqual([EventKind.REGISTERED] * 2, [e.kind for e in h.events])
+        self.assertEqual(200, h.events[-1].interval_ms)
+
+    def test_reinit_while_failed_keeps_the_incident(self) -> None:
+        h = Harness()
+        h.register(100)
+        h.run(0.3)
+        incident = h.monitor.incident_id
+        h.register(100)
+        h.run(0.3)
+        self.assertEqual((GuestState.FAILED, incident), (h.monitor.state, h.monitor.incident_id))
+        self.assertEqual(1, len(h.kinds(EventKind.FAULT)))
+        h.run(0.1, answer="healthy")
+        self.assertEqual([incident], [e.incident_id for e in h.kinds(EventKind.RECOVERED)])
+
+    def test_reinit_while_suspended_waits_for_resume(self) -> None:
+        h = Harness()
+        h.register(100)
+        h.run(0.3, answer="healthy")
+        h.monitor.suspend(h.now)
+        h.register(200)
+        h.run(1.0)
+        self.assertEqual((GuestState.SUSPENDED, 4), (h.monitor.state, len(h.sent)))
+        h.monitor.resume(h.now)
+        h.scheduler.schedule(h.monitor)
+        h.run(0.5, answer="healthy")
+        self.assertEqual([], h.kinds(EventKind.FAULT))
+        self.assertEqual(200, h.monitor.interval_ms)
+
+    def test_registration_ends_only_by_exit_or_unregister(self) -> None:
+        h = Harness()
+        self.assertFalse(h.monitor.registered)
+        h.register(100)
+        self.assertTrue(h.monitor.registered)
+        h.monitor.suspend(h.now)
+        h.monitor.resume(h.now)
+        self.assertTrue(h.monitor.registered)
+        h.monitor.exit("bye", h.now)
+        self.assertFalse(h.monitor.registered)
+        h.register(100)  # after exit, init is a fresh registration
+        self.assertEqual([EventKind.REGISTERED, EventKind.EXITED, EventKind.REGISTERED], [e.kind for e in h.events])
+        h.monitor.unregister()
+        self.assertFalse(h.monitor.registered)
+        h.monitor.restore(100, None, None, "", h.now)
+        self.assertTrue(h.monitor.registered)
+
+    def test_init_after_unregister_starts_afresh(self) -> None:
+        h = Harness(HeartbeatPolicy(miss_threshold=3))
+        h.register(100)
+        h.run(0.1, answer="healthy")
+        h.run(0.25)  # two misses
+        h.monitor.unregister()  # the first hello_ack of a new connection
+        h.register(100)
+        h.run(0.25)  # misses from the new registration only: 2 more, no fault yet
+        self.assertEqual([], h.kinds(EventKind.FAULT))
+
+    def test_unregistered_open_fault_is_not_challenged_after_resume(self) -> None:
+        h = Harness()
+        h.register(100)
+        h.run(0.3)
+        h.monitor.unregister()  # the fault stays open, the guest is not registered
+        h.monitor.suspend(h.now)
+        h.monitor.resume(h.now)
+        h.scheduler.schedule(h.monitor)
+        sent = len(h.sent)
+        h.run(1.0)
+        self.assertEqual((GuestState.FAILED, sent), (h.monitor.state, len(h.sent)))

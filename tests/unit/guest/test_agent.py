@@ -238,17 +238,61 @@ class TestAgentSession(AsyncTestCase):
             host.codec.start_session()
             host.send(Hello(1, 1))
             await host.expect(HelloAck)
-            for _ in range(1 + registration.MAX_INIT_RETRIES):
+            # Past MAX_INIT_RETRIES it keeps trying (one WARNING), less and less often.
+            for _ in range(2 + registration.MAX_INIT_RETRIES):
                 await host.expect(heartbeat.Init, timeout=2)
-            with self.assertRaises(asyncio.TimeoutError):
-                await host.expect(heartbeat.Init, timeout=0.5)
             self.assertFalse(the_agent.registered)
-            # The host forgetting the registration makes the agent register again.
+            # The host forgetting the registration makes the agent register again at once.
             host.send(Error("not_registered", "who are you"))
-            await host.expect(heartbeat.Init)
+            await host.expect(heartbeat.Init, timeout=0.1)
 
-        with mock.patch.object(registration, "INIT_RETRY_S", 0.1):
-            self.run_with_host(script)
+        with mock.patch.object(registration, "INIT_RETRY_S", 0.05), \
+                mock.patch.object(registration, "MAX_RETRY_S", 0.2):
+            with self.assertLogs("ha_guest.guest.registration", "WARNING"):
+                self.run_with_host(script)
+
+    def test_registers_again_when_challenges_stop(self) -> None:
+        async def script(host: ScriptedHost, the_agent: agent.Agent) -> None:
+            await host.connected.wait()
+            await host.expect(HelloRequest)
+            host.codec.start_session()
+            host.send(Hello(1, 1))
+            await host.expect(HelloAck)
+            await host.expect(heartbeat.Init)
+            host.send(heartbeat.InitAck(100, 1))
+            for nonce in ("c1", "c2", "c3"):
+                host.send(heartbeat.Challenge(nonce))
+                await host.expect(heartbeat.Response)
+            # The host goes quiet without a word: the agent registers again, and again.
+            await host.expect(heartbeat.Init, timeout=3)
+            host.send(heartbeat.InitAck(100, 1))
+            await host.expect(heartbeat.Init, timeout=3)
+            self.assertTrue(the_agent.reg.silent)
+            self.assertEqual(2, the_agent.status()["counters"]["reregistrations"])
+
+        with mock.patch.object(registration, "SILENCE_SLACK_S", 0.1), \
+                mock.patch.object(registration, "INIT_RETRY_S", 0.1):
+            with self.assertLogs("ha_guest.guest.registration", "WARNING") as logs:
+                self.run_with_host(script)
+        self.assertEqual(1, len(logs.output), logs.output)
+
+    def test_init_refused_before_hello_ack_asks_for_a_hello(self) -> None:
+        async def script(host: ScriptedHost, the_agent: agent.Agent) -> None:
+            await host.connected.wait()
+            await host.expect(HelloRequest)
+            host.codec.start_session()
+            host.send(Hello(1, 1))
+            await host.expect(HelloAck)
+            init = await host.expect(heartbeat.Init)
+            host.send(Error("unexpected_message", "init before hello_ack", init.seq))
+            await host.expect(HelloRequest)
+            host.send(Hello(1, 1))  # same session: hello_ack and init again
+            await host.expect(HelloAck)
+            await host.expect(heartbeat.Init)
+            host.send(heartbeat.InitAck(100, 1))
+            await wait_until(lambda: the_agent.registered)
+
+        self.run_with_host(script)
 
     def test_heartbeat_not_enabled_stops_init_for_the_session(self) -> None:
         async def refuse_init(host: ScriptedHost) -> None:
