@@ -26,6 +26,7 @@ from ha_guest.compute.connection import ReconnectingConnection
 from ha_guest.compute.discovery.base import LEGACY_FEATURES, Features
 from ha_guest.compute.heartbeat_monitor import WATCHED, GuestMonitor, GuestState
 from ha_guest.compute.log_gate import LogGate
+from ha_guest.compute.log_text import clean
 from ha_guest.compute.scheduler import TickScheduler
 from ha_guest.protocol import errors, heartbeat, limits, sgm, versioning
 from ha_guest.protocol.codec import HOST, ChannelCodec
@@ -156,8 +157,8 @@ class GuestChannel(ReconnectingConnection):
                 if self._receive_line(buffer, end, self.loop.time(), whole=False):
                     return
             except Exception:  # noqa: BLE001 - see data_received
-                LOG.exception("%s: unexpected error handling an answer; dropping the connection",
-                              self.instance_uuid)
+                self._log.log(logging.ERROR, "%s: unexpected error handling an answer; dropping the connection",
+                              self.instance_uuid, exc_info=True)
                 if self.transport is not None:
                     self.transport.abort()
                 return
@@ -168,7 +169,8 @@ class GuestChannel(ReconnectingConnection):
         try:
             self._receive(data)
         except Exception:  # noqa: BLE001 - a guest's bytes must never break the loop
-            LOG.exception("%s: unexpected error handling guest data; dropping the connection", self.instance_uuid)
+            self._log.log(logging.ERROR, "%s: unexpected error handling guest data; dropping the connection",
+                          self.instance_uuid, exc_info=True)
             if self.transport is not None:
                 self.transport.abort()
 
@@ -286,7 +288,7 @@ class GuestChannel(ReconnectingConnection):
                 continue
             if isinstance(item, errors.ProtocolError):
                 self.counters["protocol_errors"] += 1
-                self._log.log(logging.WARNING, "%s: bad frame from guest: %s", self.instance_uuid, item)
+                self._log.log(logging.WARNING, "%s: bad frame from guest: %s", self.instance_uuid, clean(item))
                 self._reply_error(item)
                 continue
             message = item.message
@@ -355,7 +357,7 @@ class GuestChannel(ReconnectingConnection):
         elif isinstance(message, Error):
             self.counters["errors_received"] += 1
             self._log.log(logging.WARNING, "%s: guest reported %s: %s (ref_seq %s)", self.instance_uuid,
-                          message.code, message.detail, message.ref_seq)
+                          clean(message.code), clean(message.detail), clean(message.ref_seq))
         elif isinstance(message, (sgm.Broadcast, sgm.StatusRequest)):
             if self.sgm is not None:
                 self.sgm(self, env, message)
@@ -385,5 +387,5 @@ class GuestChannel(ReconnectingConnection):
             # a registered guest leaves monitoring only by exit.
             if self.monitor is not None:
                 self.monitor.unregister()
-            LOG.debug("%s: session %s acknowledged by %s", self.instance_uuid, self.codec.session,
-                      message.agent or "an unnamed agent")
+            self._log.log(logging.DEBUG, "%s: session %s acknowledged by %s", self.instance_uuid, self.codec.session,
+                          clean(message.agent) or "an unnamed agent")

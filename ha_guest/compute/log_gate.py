@@ -19,8 +19,10 @@ class LogGate:
         self._clock = clock
         self._quiet_until = float("-inf")
 
-    def log(self, level: int, message: str, *args: Any) -> None:
+    def log(self, level: int, message: str, *args: Any, exc_info: bool = False) -> None:
         """Log now, or count the line for the next one that gets through."""
+        if not self.logger.isEnabledFor(level):
+            return  # a line nobody sees (debug) must not use up the period of one they would
         now = self._clock()
         if now < self._quiet_until:
             self.suppressed += 1
@@ -29,4 +31,4 @@ class LogGate:
             message += " (%d similar lines suppressed)" % self.suppressed
             self.suppressed = 0
         self._quiet_until = now + self.period
-        self.logger.log(level, message, *args)
+        self.logger.log(level, message, *args, exc_info=exc_info)

@@ -34,7 +34,9 @@ from ha_guest.compute.channel import ChannelSettings, GuestChannel
 from ha_guest.compute.discovery.base import LEGACY_FEATURES, DiscoveryDriver, Features
 from ha_guest.compute.endpoint import ComputeEndpoint
 from ha_guest.compute.fastpath import read_buffer
-from ha_guest.compute.heartbeat_monitor import EventKind, GuestMonitor, GuestState, HeartbeatPolicy, MonitorEvent
+from ha_guest.compute.flap_damping import DampingPolicy
+from ha_guest.compute.heartbeat_monitor import GuestMonitor, GuestState, HeartbeatPolicy, MonitorEvent
+from ha_guest.compute.incident_reports import IncidentReports
 from ha_guest.compute.instance import Instance, InstanceStats
 from ha_guest.compute.reporter import ControllerClient, Reporter
 from ha_guest.compute.scheduler import TickScheduler
@@ -51,7 +53,8 @@ RESTORE_GRACE_S = 60.0
 #: brings them up over half a second instead of in one burst that would stall
 #: the loop (and the first challenges) for everyone.
 CONNECTS_PER_TICK = 20
-#: Delay that gathers a burst of state changes into one state file write.
+#: Delay that gathers a burst of state changes into one state file write; the
+#: writes themselves are at most one per [compute] state_file_min_interval_s.
 SAVE_DELAY_S = 0.1
 _PERSISTED = frozenset([GuestState.HEALTHY, GuestState.UNHEALTHY, GuestState.FAILED])
 
@@ -90,7 +93,8 @@ class ComputeManager:
             guest_frame_rate=opts.guest_frame_rate, guest_frame_burst=opts.guest_frame_burst,
             write_buffer_limit=opts.write_buffer_limit)
         self.reporter = Reporter(controller, queue_size=opts.report_queue_size)
-        self.store = StateStore(opts.state_file)
+        self.store = StateStore(opts.state_file, min_interval_s=opts.state_file_min_interval_s)
+        self._saved: Optional[List[Record]] = None  # what was last handed to the store
         self.scheduler = TickScheduler()
         self._buffer = read_buffer()  # shared by every channel: the loop reads one socket at a time
         self.instances: Dict[str, Instance] = {}
@@ -112,6 +116,10 @@ class ComputeManager:
             queue_size=opts.sgm_queue_size, timeout_s=opts.sgm_timeout_s,
             status_workers=opts.sgm_status_workers, batch_window_s=opts.sgm_batch_window_ms / 1000.0)
         self.sgm_relay = SgmRelay(self.loop, self.host, self.sgm_sender, self._channel_of)
+        self.incidents = IncidentReports(
+            self.host, self.reporter, DampingPolicy(opts.flap_hold_down_s, opts.flap_max_hold_down_s,
+                                                    opts.flap_half_life_s),
+            self.loop.time, lambda at: time.time() - (self.loop.time() - at))  # events carry loop time
 
     # -- lifecycle (any thread but the loop's) ------------------------------------------------
 
@@ -201,6 +209,8 @@ class ComputeManager:
         now = self.loop.time()
         try:
             self.scheduler.run_due(now)
+            if self.incidents.run_due(now):  # held recoveries whose hold-down is over
+                self._state_changed()
             for _ in range(min(CONNECTS_PER_TICK, len(self._to_connect))):
                 channel = self._to_connect.popleft()
                 instance = self.instances.get(channel.instance_uuid)
@@ -272,6 +282,7 @@ class ComputeManager:
         if record is not None and record["state"] in _PERSISTED and features.heartbeat:
             monitor.restore(record["interval_ms"], record["incident_id"], record["fault_kind"],
                             record["reason"] or "", now, self.conf.compute.restart_grace_s)
+            self.incidents.restored(instance_uuid, monitor, now)
             self.scheduler.schedule(monitor)
             LOG.info("%s: watching again after a restart (%s%s)", instance_uuid, monitor.state.value,
                      ", incident %s" % monitor.incident_id if monitor.incident_id else "")
@@ -300,6 +311,7 @@ class ComputeManager:
         instance.channel.close()
         instance.monitor.unregister()  # its heap entry goes stale
         self.sgm_relay.forget(instance_uuid)
+        self.incidents.forget(instance_uuid)
         LOG.info("%s: channel removed, monitoring ended", instance_uuid)
         self._state_changed()
 
@@ -321,24 +333,7 @@ class ComputeManager:
         LOG.info("%s: running again, watched", instance_uuid)
 
     def _on_monitor_event(self, event: MonitorEvent) -> None:
-        # Events carry loop time; the controller wants wall-clock time.
-        at = time.time() - (self.loop.time() - event.at)
-        uuid = event.instance_uuid
-        if event.kind == EventKind.FAULT:
-            LOG.warning("%s: FAULT %s (incident %s): %s", uuid, event.fault_kind, event.incident_id, event.reason)
-            self.reporter.report_fault({
-                "instance_uuid": uuid, "host": self.host, "incident_id": event.incident_id,
-                "kind": event.fault_kind, "reason": event.reason, "detected_at": at,
-                "interval_ms": event.interval_ms, "misses": event.misses})
-        elif event.kind == EventKind.RECOVERED:
-            LOG.info("%s: recovered (incident %s)", uuid, event.incident_id)
-            self.reporter.report_recovery({
-                "instance_uuid": uuid, "host": self.host, "incident_id": event.incident_id, "recovered_at": at})
-        elif event.kind == EventKind.EXITED:
-            LOG.info("%s: guest ended monitoring: %s", uuid, event.reason or "no reason given")
-            self.reporter.report_exit({"instance_uuid": uuid, "host": self.host, "reason": event.reason, "at": at})
-        else:
-            LOG.debug("%s: registered, interval %d ms", uuid, event.interval_ms)
+        self.incidents.on_event(event)  # reports and log lines, flap-damped (incident_reports.py)
         self._state_changed()
 
     def _state_changed(self) -> None:
@@ -347,18 +342,21 @@ class ComputeManager:
 
     def _save(self) -> None:
         self._save_handle = None
-        self.store.save(self._records())
+        records = self._records()
+        if records != self._saved:  # a re-init or a damped flap changes nothing worth a write
+            self._saved = records
+            self.store.save(records)
 
     def _records(self) -> List[Record]:
         """What goes into the state file: watched instances, and saved ones not seen again yet."""
         records = []
         for uuid, instance in self.instances.items():
             monitor = instance.monitor
-            state = monitor.persistent_state
+            state = self.incidents.saved_state(uuid, monitor)
             if state in _PERSISTED:
+                incident_id, fault_kind, reason = self.incidents.fault_fields(uuid, monitor)
                 records.append({"instance_uuid": uuid, "state": state.value, "interval_ms": monitor.interval_ms,
-                                "incident_id": monitor.incident_id, "fault_kind": monitor.fault_kind,
-                                "reason": monitor.reason})
+                                "incident_id": incident_id, "fault_kind": fault_kind, "reason": reason})
         if self._restored and self.loop.time() < self._restore_until:
             records.extend(self._restored.values())
         else:
@@ -370,9 +368,10 @@ class ComputeManager:
         instances = []
         for uuid, instance in self.instances.items():
             monitor = instance.monitor
+            incident_id, fault_kind, reason = self.incidents.fault_fields(uuid, monitor)  # a damped one stays open
             instances.append({
                 "instance_uuid": uuid, "state": monitor.state.value, "interval_ms": monitor.interval_ms,
-                "incident_id": monitor.incident_id, "fault_kind": monitor.fault_kind, "reason": monitor.reason,
+                "incident_id": incident_id, "fault_kind": fault_kind, "reason": reason,
                 "connected": instance.channel.connected})
         if self._restored and self.loop.time() < self._restore_until:
             # Saved instances discovery has not reported yet: their open faults stay

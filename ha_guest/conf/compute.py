@@ -79,6 +79,26 @@ OPTS = [
         help="Where the agent keeps the registered instances and their open faults, so that a restart "
              "neither raises false faults nor loses an open one. Empty: keep nothing."),
     cfg.FloatOpt(
+        "state_file_min_interval_s", default=0.2, min=0.01, max=60.0,
+        help="The state file is written at most once per this many seconds, whatever the guests do; changes "
+             "in between are gathered into the next write, and a change that alters nothing the file keeps "
+             "(a guest sending init again, a damped flap) writes nothing."),
+    cfg.FloatOpt(
+        "flap_hold_down_s", default=1.0, min=0.0, max=600.0,
+        help="Flap damping: how long a guest must stay steadily healthy (no fault) before its incident is "
+             "reported recovered, in seconds, for a guest that has not flapped lately. A fault within that time "
+             "is part of the same incident, not a new one. It doubles with every fault of the guest (its flap "
+             "penalty, which halves every flap_half_life_s) up to flap_max_hold_down_s. The first fault is "
+             "always reported at once. 0: no damping, every recovery is reported at once."),
+    cfg.FloatOpt(
+        "flap_max_hold_down_s", default=30.0, min=0.0, max=3600.0,
+        help="Flap damping: the longest hold-down, in seconds: a guest that has been flapping is reported "
+             "recovered after at most this long of steady health."),
+    cfg.FloatOpt(
+        "flap_half_life_s", default=60.0, min=1.0, max=86400.0,
+        help="Flap damping: the half-life of a guest's flap penalty, in seconds; a guest whose faults are "
+             "further apart than a few half-lives gets the shortest hold-down, flap_hold_down_s."),
+    cfg.FloatOpt(
         "guest_frame_rate", default=limits.GUEST_FRAME_RATE, min=1.0, max=10000.0,
         help="Frames per second a guest may send on its channel (sustained); frames beyond it are "
              "dropped and answered with error rate_limited."),
