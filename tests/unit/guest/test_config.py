@@ -63,7 +63,7 @@ class TestConfig(AsyncTestCase):
         self.assertEqual(config.AgentConfig(), cfg)
         self.assertIsNone(cfg.device)
         self.assertEqual(CHANNEL_NAME, cfg.port_name)
-        self.assertEqual(1000, cfg.interval_ms)
+        self.assertEqual(250, cfg.interval_ms)  # detection under 1 s with the host's defaults
         self.assertTrue(cfg.heartbeat)
         self.assertEqual(DEFAULT_SOCKET, cfg.api_socket)
         self.assertEqual([], cfg.checks)
