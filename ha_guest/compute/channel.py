@@ -9,8 +9,9 @@ group messaging requests go to the ``sgm`` hook (the SgmRelay); heartbeat
 frames of an instance whose flavor has heartbeat off get ``not_enabled``.
 
 Whatever a guest sends, the damage stays on its own channel: no exception
-leaves a callback, error replies and log lines are rate-limited, frames over
-the guest's rate are dropped (and reading pauses briefly), and a guest that
+leaves a callback, error replies and log lines are rate-limited, every read
+is charged to the guest's budget before it is parsed and one over it is
+dropped unparsed while reading pauses (guest_budget.py), and a guest that
 stops reading has its connection dropped once the write buffer is full.
 """
 
@@ -24,6 +25,7 @@ from typing import Any, Callable, List, Optional, Union
 from ha_guest.compute import fastpath
 from ha_guest.compute.connection import ReconnectingConnection
 from ha_guest.compute.discovery.base import LEGACY_FEATURES, Features
+from ha_guest.compute.guest_budget import GuestBudget
 from ha_guest.compute.heartbeat_monitor import WATCHED, GuestMonitor, GuestState
 from ha_guest.compute.log_gate import LogGate
 from ha_guest.compute.log_text import clean
@@ -37,10 +39,6 @@ from ha_guest.protocol.ratelimit import TokenBucket
 
 LOG = logging.getLogger(__name__)
 
-#: How long reading pauses when a guest exceeds its frame rate.
-RATE_PAUSE_S = 0.1
-
-
 @dataclass(frozen=True)
 class ChannelSettings:
     """Per-channel limits and timers, from the [compute] options."""
@@ -50,8 +48,11 @@ class ChannelSettings:
     reconnect_min_s: float = 0.1
     reconnect_max_s: float = 2.0
     channel_loss_grace_s: float = 0.5
-    guest_frame_rate: float = limits.GUEST_FRAME_RATE
+    guest_frame_rate: float = limits.GUEST_FRAME_RATE  # lines, charged before parsing (guest_budget.py)
     guest_frame_burst: int = limits.GUEST_FRAME_BURST
+    guest_byte_rate: int = 65536
+    guest_byte_burst: int = 131072
+    guest_pause_s: float = 0.1
     write_buffer_limit: int = 65536
 
 
@@ -68,8 +69,10 @@ class GuestChannel(ReconnectingConnection):
         super().__init__(loop, instance_uuid, path, settings.reconnect_min_s, settings.reconnect_max_s,
                          {"connections": 0, "connect_failures": 0, "frames": 0, "errors_received": 0,
                           "protocol_errors": 0, "error_replies": 0, "error_replies_suppressed": 0,
-                          "rate_limited": 0, "overflows": 0, "challenges_unsent": 0}, LogGate(LOG, loop.time))
+                          "rate_limited": 0, "bytes_dropped": 0, "paused": 0, "overflows": 0,
+                          "challenges_unsent": 0}, LogGate(LOG, loop.time))
         self.buffer = buffer if buffer is not None else fastpath.read_buffer()
+        self._buffer_bytes: bytearray = self.buffer.obj  # type: ignore[assignment]  # count() works on it
         self.instance_uuid = instance_uuid
         self.scheduler = scheduler
         self.settings = settings
@@ -86,7 +89,9 @@ class GuestChannel(ReconnectingConnection):
         self._session_bytes = b""  # session and version as the fast path compares them
         self._version_bytes = b""
         self._at_boundary = True  # the codec's decoder holds no partial frame
-        self._frames = fastpath.FrameBudget(settings.guest_frame_rate, settings.guest_frame_burst, loop.time())
+        self._skip_line = False  # the rest of a dropped read's last line is still to come: drop it too
+        self._budget = GuestBudget(settings.guest_byte_rate, settings.guest_byte_burst, settings.guest_frame_rate,
+                                   settings.guest_frame_burst, loop.time())
         self._error_replies = TokenBucket(limits.ERROR_REPLY_RATE, limits.ERROR_REPLY_BURST, loop.time)
 
     # -- state -----------------------------------------------------------------------------------
@@ -120,6 +125,7 @@ class GuestChannel(ReconnectingConnection):
         session = self.codec.start_session()
         self.hello_acked = False
         self._at_boundary = True
+        self._skip_line = False
         self._format_session_frames()
         LOG.debug("%s: connected to %s, session %s", self.instance_uuid, self.path, session)
         self._send_hello()
@@ -150,22 +156,33 @@ class GuestChannel(ReconnectingConnection):
     def buffer_updated(self, nbytes: int) -> None:
         buffer = self.buffer
         end = nbytes - 1
+        now = self.loop.time()
+        # Every read is charged to the guest before anything looks inside it (guest_budget.py).
+        if not self._budget.charge(nbytes, self._buffer_bytes.count(10, 0, nbytes), now):  # 10: b"\n"
+            self._over_budget(nbytes, buffer[end] == 10)
+            return
         # One healthy answer per read is nearly all the traffic: match it in
         # place, without copying it out of the shared buffer.
-        if self._at_boundary and end > 0 and buffer[end] == 10:  # 10: b"\n"
+        if self._at_boundary and end > 0 and buffer[end] == 10:
             try:
-                if self._receive_line(buffer, end, self.loop.time(), whole=False):
+                if self._receive_line(buffer, end, now, whole=False):
                     return
-            except Exception:  # noqa: BLE001 - see data_received
+            except Exception:  # noqa: BLE001 - see _received
                 self._log.log(logging.ERROR, "%s: unexpected error handling an answer; dropping the connection",
                               self.instance_uuid, exc_info=True)
                 if self.transport is not None:
                     self.transport.abort()
                 return
-        self.data_received(buffer[:nbytes].tobytes())
+        self._received(buffer[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
-        """Handle bytes from the guest (also the entry point for tests)."""
+        """Handle bytes from the guest, charged as buffer_updated charges them (the entry point for tests)."""
+        if not self._budget.charge(len(data), data.count(b"\n"), self.loop.time()):
+            self._over_budget(len(data), data.endswith(b"\n"))
+            return
+        self._received(data)
+
+    def _received(self, data: bytes) -> None:
         try:
             self._receive(data)
         except Exception:  # noqa: BLE001 - a guest's bytes must never break the loop
@@ -239,6 +256,15 @@ class GuestChannel(ReconnectingConnection):
     # -- receiving -------------------------------------------------------------------------------
 
     def _receive(self, data: bytes) -> None:
+        if self._skip_line:  # the tail of a line whose head was dropped over budget
+            newline = data.find(b"\n")
+            if newline < 0:
+                return
+            self._skip_line = False
+            self._at_boundary = True
+            data = data[newline + 1:]
+            if not data:
+                return
         end = len(data) - 1
         if not self._at_boundary or end < 0 or data[end] != 10:  # 10: b"\n"
             self._at_boundary = data.endswith(b"\n")
@@ -266,9 +292,7 @@ class GuestChannel(ReconnectingConnection):
             self._receive_frames(self.codec.feed(line))
             return True
         self.counters["frames"] += 1
-        if not self._frames.allow(now):
-            self._rate_limited(int(match.group(2)))
-        elif monitor.state in WATCHED:
+        if monitor.state in WATCHED:
             monitor.response(match.group(4).decode("ascii"), True, "", now)
         elif monitor.state != GuestState.SUSPENDED:
             self._not_watched(int(match.group(2)))
@@ -283,9 +307,6 @@ class GuestChannel(ReconnectingConnection):
             if self.transport is None or self.transport.is_closing():
                 return  # dropped while handling an earlier frame
             self.counters["frames"] += 1
-            if not self._frames.allow(now):
-                self._rate_limited(item.seq if isinstance(item, Envelope) else None)
-                continue
             if isinstance(item, errors.ProtocolError):
                 self.counters["protocol_errors"] += 1
                 self._log.log(logging.WARNING, "%s: bad frame from guest: %s", self.instance_uuid, clean(item))
@@ -297,17 +318,27 @@ class GuestChannel(ReconnectingConnection):
             else:
                 self._dispatch(item, now)
 
-    def _rate_limited(self, ref: Optional[int]) -> None:
+    def _over_budget(self, nbytes: int, at_newline: bool) -> None:
+        """Drop a read that did not fit the guest's budget, unparsed, and stop reading for a pause."""
         self.counters["rate_limited"] += 1
-        self._reply_error(errors.ProtocolError(errors.RATE_LIMITED, "more than %g frames per second"
-                                               % self.settings.guest_frame_rate, ref))
-        self._log.log(logging.WARNING, "%s: guest exceeds %g frames per second; frames dropped",
-                      self.instance_uuid, self.settings.guest_frame_rate)
-        # Stop reading for a moment so a flood costs us little CPU; only this guest waits.
+        self.counters["bytes_dropped"] += nbytes
+        # Whatever the decoder held belongs to a dropped line; a read that ends
+        # inside a line leaves its tail to come, dropped in turn (_receive).
+        self.codec.decoder.reset()
+        self._skip_line = not at_newline
+        self._at_boundary = at_newline
+        settings = self.settings
+        self._reply_error(errors.ProtocolError(errors.RATE_LIMITED, "more than %g lines or %d bytes per second"
+                                               % (settings.guest_frame_rate, settings.guest_byte_rate), None))
+        self._log.log(logging.WARNING, "%s: guest exceeds %g lines or %d bytes per second; input dropped unread, "
+                      "reading paused", self.instance_uuid, settings.guest_frame_rate, settings.guest_byte_rate)
+        # Stop reading for a while: the kernel and QEMU hold the guest's bytes
+        # meanwhile, so a flood costs us one dropped read per pause.
         transport = self.transport
         if transport is not None and self._resume_timer is None:
             transport.pause_reading()
-            self._resume_timer = self.loop.call_later(RATE_PAUSE_S, self._resume_reading)
+            self.counters["paused"] += 1
+            self._resume_timer = self.loop.call_later(settings.guest_pause_s, self._resume_reading)
 
     def _resume_reading(self) -> None:
         self._resume_timer = None

@@ -58,37 +58,3 @@ def read_buffer(size: int = READ_BUFFER_BYTES) -> memoryview:
     """A buffer that every channel of one event loop may share: the loop reads one socket at a time."""
     return memoryview(bytearray(size))
 
-
-class FrameBudget:
-    """The guest frame rate limit (a token bucket, as ratelimit.TokenBucket) on the caller's clock reading.
-
-    The read path has the loop time at hand already; taking it as an
-    argument saves a clock call per frame.
-    """
-
-    __slots__ = ("rate", "burst", "denied", "_tokens", "_stamp")
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be positive and burst at least 1")
-        self.rate = rate
-        self.burst = float(burst)
-        self.denied = 0
-        self._tokens = float(burst)
-        self._stamp = now
-
-    def allow(self, now: float) -> bool:
-        """Take one token if there is one; count a denial otherwise."""
-        elapsed = now - self._stamp
-        tokens = self._tokens
-        if elapsed > 0:
-            self._stamp = now
-            tokens += elapsed * self.rate
-            if tokens > self.burst:
-                tokens = self.burst
-        if tokens >= 1.0:
-            self._tokens = tokens - 1.0
-            return True
-        self._tokens = tokens
-        self.denied += 1
-        return False

@@ -91,6 +91,8 @@ class ComputeManager:
             reconnect_min_s=opts.reconnect_min_s, reconnect_max_s=max(opts.reconnect_min_s, opts.reconnect_max_s),
             channel_loss_grace_s=opts.channel_loss_grace_s,
             guest_frame_rate=opts.guest_frame_rate, guest_frame_burst=opts.guest_frame_burst,
+            guest_byte_rate=opts.guest_byte_rate, guest_byte_burst=opts.guest_byte_burst,
+            guest_pause_s=opts.guest_pause_s,
             write_buffer_limit=opts.write_buffer_limit)
         self.reporter = Reporter(controller, queue_size=opts.report_queue_size)
         self.store = StateStore(opts.state_file, min_interval_s=opts.state_file_min_interval_s)

@@ -100,11 +100,29 @@ OPTS = [
              "further apart than a few half-lives gets the shortest hold-down, flap_hold_down_s."),
     cfg.FloatOpt(
         "guest_frame_rate", default=limits.GUEST_FRAME_RATE, min=1.0, max=10000.0,
-        help="Frames per second a guest may send on its channel (sustained); frames beyond it are "
-             "dropped and answered with error rate_limited."),
+        help="Lines per second a guest may send on its channel (sustained), frames and blank lines alike; "
+             "they are counted in each read before it is parsed. A read beyond this budget (or "
+             "guest_byte_rate) is dropped unparsed, answered with error rate_limited, and the channel is not "
+             "read for guest_pause_s. The default leaves a healthy guest (10 heartbeat answers and up to 10 "
+             "broadcasts a second) more than twice what it needs."),
     cfg.IntOpt(
         "guest_frame_burst", default=limits.GUEST_FRAME_BURST, min=1, max=100000,
-        help="Frames a guest may send at once before guest_frame_rate applies."),
+        help="Lines a guest may send at once before guest_frame_rate applies."),
+    cfg.IntOpt(
+        "guest_byte_rate", default=65536, min=1024, max=16777216,
+        help="Bytes per second a guest may send on its channel (sustained), whatever they hold: every read is "
+             "charged before it is parsed. The default is 1.5 times a healthy guest's most: 10 broadcasts a "
+             "second of about 4.2 KB and 10 heartbeat answers of about 150 bytes."),
+    cfg.IntOpt(
+        # At least one full read of the agent's buffer (two frames of the largest size), or such a read never fits.
+        "guest_byte_burst", default=131072, min=2 * limits.MAX_FRAME_BYTES + 2, max=67108864,
+        help="Bytes a guest may send at once before guest_byte_rate applies; the default holds a burst of 20 "
+             "broadcasts (the protocol's broadcast burst) with room to spare."),
+    cfg.FloatOpt(
+        "guest_pause_s", default=0.1, min=0.01, max=10.0,
+        help="How long the agent stops reading a guest's channel once the guest is over its budget, in "
+             "seconds; meanwhile the kernel and QEMU hold its bytes. While over budget a guest costs the agent "
+             "at most one read of 16 KiB, dropped unparsed, per pause."),
     cfg.IntOpt(
         "sgm_queue_size", default=10000, min=10, max=1000000,
         help="Server group messaging: guest broadcasts waiting to be handed to a controller. When full, "

@@ -464,14 +464,3 @@ class TestPreEncodedDelivery(unittest.TestCase):
         self.assertEqual(encode_message(sgm.BroadcastDeliver(UUID, payload), 4242, "3f9a0c5e7b21d864", 1), frame)
         self.assertEqual(sgm.BroadcastDeliver(UUID, payload), decode(frame.rstrip(b"\n")).message)
 
-
-class TestFrameBudget(AsyncTestCase):
-
-    def test_burst_then_rate(self) -> None:
-        from ha_guest.compute.fastpath import FrameBudget
-        budget = FrameBudget(50.0, 100, now=10.0)
-        self.assertEqual(100, sum(budget.allow(10.0) for _ in range(150)))
-        self.assertEqual(50, budget.denied)
-        self.assertEqual(25, sum(budget.allow(10.5) for _ in range(30)))  # 0.5 s at 50/s
-        self.assertEqual(100, sum(budget.allow(100.0) for _ in range(200)))  # refills to the burst only
-        self.assertRaises(ValueError, FrameBudget, 0, 1, 0.0)

@@ -1,0 +1,147 @@
+"""Hostile guests in one helper process: bench_guests' protocol guests that also flood their channel.
+
+Each guest binds ``<uuid>.sock`` like QEMU and speaks the protocol as
+ha_guest.testing.bench_guests does (registers, answers challenges); on
+command it also writes ``--chunk-bytes`` of junk ``--rate-hz`` times a
+second on top of its answers. What it writes is held in its own send buffer
+when the compute agent stops reading; past ``HELD_LIMIT`` bytes a chunk is
+skipped and counted as held (the way a virtio-serial port blocks its guest).
+
+Driven over stdin/stdout, one JSON object per line:
+
+* printed at start: ``{"ready": [uuid, ...]}``
+* ``flood KIND UUID...`` (KIND: lf, junk, partial, oversized, off) -> ``{"flooding": {uuid: kind}}``
+* ``hang UUID...`` / ``resume UUID...``: stop / start answering -> ``{"hung"|"resumed": {uuid: wall time}}``
+* ``status`` -> ``{"registered": n, "answered": n, "connections": n, "written": bytes, "held": chunks}``
+* end of stdin: exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from typing import Any, Dict, List, Optional
+
+from ha_guest.testing.bench_guests import Guest, GuestConnection
+
+#: Bytes a flooding guest lets wait in its send buffer before it skips chunks.
+HELD_LIMIT = 1 << 20
+
+#: What each kind of flood writes, as a function of the chunk size.
+KINDS = {
+    'lf': lambda size: b'\n' * size,  # blank lines only
+    'junk': lambda size: b'junk\n' * (size // 5),  # short lines that are not JSON
+    'partial': lambda size: b'x' * size,  # one line that never ends
+    'oversized': lambda size: (b'y' * 9000 + b'\n') * max(1, size // 9001),  # lines over the frame limit
+}
+
+
+class HostileGuest(Guest):
+    """A bench guest with a flood kind and the bytes it wrote."""
+
+    def __init__(self, instance_uuid: str, interval_ms: int) -> None:
+        super().__init__(instance_uuid, interval_ms)
+        self.flood: Optional[str] = None
+        self.connection: Optional[GuestConnection] = None
+        self.written = 0
+        self.held = 0
+
+
+class HostileConnection(GuestConnection):
+    """A connection its guest can flood."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert isinstance(self.guest, HostileGuest)
+        self.guest.connection = self
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        assert isinstance(self.guest, HostileGuest)
+        if self.guest.connection is self:
+            self.guest.connection = None
+        self.transport = None
+
+
+async def _flood(guests: Dict[str, HostileGuest], chunk_bytes: int, rate_hz: float) -> None:
+    chunks = {kind: make(chunk_bytes) for kind, make in KINDS.items()}
+    while True:
+        await asyncio.sleep(1.0 / rate_hz)
+        for guest in guests.values():
+            conn = guest.connection
+            if guest.flood is None or conn is None or conn.transport is None or conn.transport.is_closing():
+                continue
+            if conn.transport.get_write_buffer_size() > HELD_LIMIT:
+                guest.held += 1  # the host is not reading: so much the better
+                continue
+            chunk = chunks[guest.flood]
+            conn.transport.write(chunk)
+            guest.written += len(chunk)
+
+
+async def serve(folder: str, count: int, interval_ms: int, chunk_bytes: int, rate_hz: float) -> None:
+    """Bind ``count`` hostile guests in ``folder``, then follow the commands on stdin until it closes."""
+    loop = asyncio.get_running_loop()
+    guests: Dict[str, HostileGuest] = {}
+    for _ in range(count):
+        guest = HostileGuest(str(uuid.uuid4()), interval_ms)
+        guests[guest.instance_uuid] = guest
+        path = os.path.join(folder, '%s.sock' % guest.instance_uuid)
+        await loop.create_unix_server(lambda guest=guest: HostileConnection(guest), path,  # type: ignore[misc]
+                                      backlog=1)
+    flooding = loop.create_task(_flood(guests, chunk_bytes, rate_hz))
+    _reply({'ready': list(guests)})
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while True:
+            line = (await reader.readline()).decode()
+            if not line:
+                return
+            command, *args = line.split()
+            if command == 'status':
+                _reply({'registered': sum(g.registered for g in guests.values()),
+                        'answered': sum(g.answered for g in guests.values()),
+                        'connections': sum(g.connections for g in guests.values()),
+                        'written': sum(g.written for g in guests.values()),
+                        'held': sum(g.held for g in guests.values())})
+            elif command == 'flood' and args and (args[0] in KINDS or args[0] == 'off'):
+                for instance in args[1:]:
+                    guests[instance].flood = None if args[0] == 'off' else args[0]
+                _reply({'flooding': {instance: args[0] for instance in args[1:]}})
+            elif command in ('hang', 'resume'):
+                done = {}
+                for instance in args:
+                    guests[instance].hung = command == 'hang'
+                    done[instance] = time.time()
+                _reply({'hung' if command == 'hang' else 'resumed': done})
+            else:
+                _reply({'error': 'unknown command %r' % line.strip()})
+    finally:
+        flooding.cancel()
+
+
+def _reply(data: Dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data) + '\n')
+    sys.stdout.flush()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Command line of one helper process."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--folder', required=True)
+    parser.add_argument('--guests', type=int, default=1)
+    parser.add_argument('--interval-ms', type=int, default=100)
+    parser.add_argument('--chunk-bytes', type=int, default=65536)
+    parser.add_argument('--rate-hz', type=float, default=16.0)
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.folder, args.guests, args.interval_ms, args.chunk_bytes, args.rate_hz))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
