@@ -320,6 +320,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         arguments.remove('--sgm')
         return bench_sgm.main(arguments)
+    if '--hostile' in arguments:  # healthy guests' monitoring under attack by hostile guests: options of its own
+        from ha_guest.testing import bench_hostile
+
+        arguments.remove('--hostile')
+        return bench_hostile.main(arguments)
     parser = argparse.ArgumentParser(prog='ha-guest-bench', description=__doc__.splitlines()[0])
     parser.add_argument('--guests', type=int, default=100)
     parser.add_argument('--interval-ms', type=int, default=100)
@@ -341,6 +346,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--keep', action='store_true', help='keep the temporary folder (service logs)')
     parser.add_argument('--sgm', action='store_true',
                         help='run the server group messaging benchmark instead (--sgm --help: its options)')
+    parser.add_argument('--hostile', action='store_true',
+                        help='run the hostile guests benchmark instead (--hostile --help: its options)')
     args = parser.parse_args(arguments)
     if args.guests < 1 or args.interval_ms < 100:
         parser.error('--guests must be positive and --interval-ms at least 100')

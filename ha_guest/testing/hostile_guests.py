@@ -10,7 +10,8 @@ skipped and counted as held (the way a virtio-serial port blocks its guest).
 Driven over stdin/stdout, one JSON object per line:
 
 * printed at start: ``{"ready": [uuid, ...]}``
-* ``flood KIND UUID...`` (KIND: lf, junk, partial, oversized, off) -> ``{"flooding": {uuid: kind}}``
+* ``flood KIND UUID...`` (KIND: lf, junk, partial, oversized, badutf8, deepjson, hugeint, off, or one of
+  ha_guest.testing.hostile_sessions' kinds) -> ``{"flooding": {uuid: kind}}``
 * ``hang UUID...`` / ``resume UUID...``: stop / start answering -> ``{"hung"|"resumed": {uuid: wall time}}``
 * ``status`` -> ``{"registered": n, "answered": n, "connections": n, "written": bytes, "held": chunks}``
 * end of stdin: exit.
@@ -27,10 +28,16 @@ import time
 import uuid
 from typing import Any, Dict, List, Optional
 
+from ha_guest.testing import hostile_sessions
 from ha_guest.testing.bench_guests import Guest, GuestConnection
 
 #: Bytes a flooding guest lets wait in its send buffer before it skips chunks.
 HELD_LIMIT = 1 << 20
+
+# Lines that are nearly frames: each one costs a decoder as much as it can under the frame limit (8 KiB).
+_BAD_UTF8 = b'{"v":1,"app":"heartbeat","type":"response","seq":1,"data":{"nonce":"\xff\xfe\xc0\x80\xed\xa0\x80"}}\n'
+_DEEP_JSON = b'[' * 4000 + b']' * 4000 + b'\n'
+_HUGE_INT = b'{"v":1,"app":"heartbeat","type":"response","seq":' + b'9' * 4200 + b',"data":{}}\n'
 
 #: What each kind of flood writes, as a function of the chunk size.
 KINDS = {
@@ -38,6 +45,9 @@ KINDS = {
     'junk': lambda size: b'junk\n' * (size // 5),  # short lines that are not JSON
     'partial': lambda size: b'x' * size,  # one line that never ends
     'oversized': lambda size: (b'y' * 9000 + b'\n') * max(1, size // 9001),  # lines over the frame limit
+    'badutf8': lambda size: _BAD_UTF8 * max(1, size // len(_BAD_UTF8)),  # frames that are not UTF-8
+    'deepjson': lambda size: _DEEP_JSON * max(1, size // len(_DEEP_JSON)),  # 4000 nested arrays a line
+    'hugeint': lambda size: _HUGE_INT * max(1, size // len(_HUGE_INT)),  # a 4200-digit seq a line
 }
 
 
@@ -60,6 +70,11 @@ class HostileConnection(GuestConnection):
         assert isinstance(self.guest, HostileGuest)
         self.guest.connection = self
 
+    def data_received(self, data: bytes) -> None:
+        if getattr(self.guest, 'flood', None) == 'flap':  # hostile_sessions: healthy and unhealthy answers in turn
+            hostile_sessions.flap_template(self)
+        super().data_received(data)
+
     def connection_lost(self, exc: Optional[Exception]) -> None:
         assert isinstance(self.guest, HostileGuest)
         if self.guest.connection is self:
@@ -73,7 +88,7 @@ async def _flood(guests: Dict[str, HostileGuest], chunk_bytes: int, rate_hz: flo
         await asyncio.sleep(1.0 / rate_hz)
         for guest in guests.values():
             conn = guest.connection
-            if guest.flood is None or conn is None or conn.transport is None or conn.transport.is_closing():
+            if guest.flood not in chunks or conn is None or conn.transport is None or conn.transport.is_closing():
                 continue
             if conn.transport.get_write_buffer_size() > HELD_LIMIT:
                 guest.held += 1  # the host is not reading: so much the better
@@ -94,6 +109,7 @@ async def serve(folder: str, count: int, interval_ms: int, chunk_bytes: int, rat
         await loop.create_unix_server(lambda guest=guest: HostileConnection(guest), path,  # type: ignore[misc]
                                       backlog=1)
     flooding = loop.create_task(_flood(guests, chunk_bytes, rate_hz))
+    pacing = loop.create_task(hostile_sessions.run(guests, chunk_bytes, rate_hz, HELD_LIMIT))
     _reply({'ready': list(guests)})
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -109,9 +125,12 @@ async def serve(folder: str, count: int, interval_ms: int, chunk_bytes: int, rat
                         'connections': sum(g.connections for g in guests.values()),
                         'written': sum(g.written for g in guests.values()),
                         'held': sum(g.held for g in guests.values())})
-            elif command == 'flood' and args and (args[0] in KINDS or args[0] == 'off'):
+            elif command == 'flood' and args and (args[0] in KINDS or args[0] in hostile_sessions.KINDS
+                                                  or args[0] == 'off'):
                 for instance in args[1:]:
                     guests[instance].flood = None if args[0] == 'off' else args[0]
+                    if args[0] in hostile_sessions.MUTE:
+                        guests[instance].hung = True  # answers would end the attack (slowloris) or are it
                 _reply({'flooding': {instance: args[0] for instance in args[1:]}})
             elif command in ('hang', 'resume'):
                 done = {}
@@ -123,6 +142,7 @@ async def serve(folder: str, count: int, interval_ms: int, chunk_bytes: int, rat
                 _reply({'error': 'unknown command %r' % line.strip()})
     finally:
         flooding.cancel()
+        pacing.cancel()
 
 
 def _reply(data: Dict[str, Any]) -> None:
