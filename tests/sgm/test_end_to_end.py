@@ -268,7 +268,10 @@ class TestBadInput(GroupTestCase):
         oversized = guest.codec.encode(sgm.Broadcast(b'')).replace(b'"payload":""', b'"payload":"%s"' % big.encode())
         frames = [guest.codec.encode(sgm.Broadcast(b'y' * 3050)) for _ in range(300)]
         frames += [guest.codec.encode(sgm.StatusRequest()) for _ in range(300)]
-        guest.sock.sendall(oversized + b''.join(frames))
+        try:
+            guest.sock.sendall(oversized + b''.join(frames))
+        except TimeoutError:
+            pass  # past its budget the host stops reading: the kernel and the channel hold the rest
         got = guest.received(2.0)
         reasons = collections.Counter(m.reason for m in got if isinstance(m, sgm.Nack))
         codes = collections.Counter(m.code for m in got if isinstance(m, Error))
@@ -281,7 +284,11 @@ class TestBadInput(GroupTestCase):
         # own: far fewer answers than frames.
         self.assertLess(len(got), 300, collections.Counter(type(m).__name__ for m in got))
         # Meanwhile the heartbeat guests were never missed, and SGM between the others still works.
-        self.assertEqual([], self.rabbit.controller_api().list_faults(None))
+        faulted = {fault['instance_uuid'] for fault in self.rabbit.controller_api().list_faults(None)}
+        self.assertEqual(set(), faulted & {self.a, self.b, self.c, self.d})
+        # The hostile guest itself took over a registered session and answers no challenge: it stays
+        # watched (a repeated hello_ack ends nothing) and is reported, flood or not.
+        self.assertIn(self.e, faulted)
         self.broadcast(self.a, 'still here')
         self.assertEqual(b'still here', self.listeners[self.b].next('broadcast')['payload'])
 
