@@ -71,16 +71,20 @@ class Bench:
     def log(self, text: str) -> None:
         print('[bench %6.1f s] %s' % (time.monotonic() - self.started, text), file=sys.stderr, flush=True)
 
-    def run(self) -> dict[str, Any]:
-        """Start everything, measure, return the figures."""
-        args = self.args
+    def _begin(self) -> None:
+        """Start the clocks and check the broker, before any process starts."""
         self.started = time.monotonic()
         self.started_wall = time.time()
         try:
-            check_broker(args.transport_url)
+            check_broker(self.args.transport_url)
         except ConnectionError as exc:
             raise BenchError(str(exc)) from None
         self.result['load_average_at_start'] = list(os.getloadavg())
+
+    def run(self) -> dict[str, Any]:
+        """Start everything, measure, return the figures."""
+        args = self.args
+        self._begin()
         self._start_controller()
         self._start_guests()
         self._start_compute()

@@ -40,7 +40,7 @@ from typing import Any, Optional
 from ha_guest.testing.bench import CLEARED, RAISED, Bench
 from ha_guest.testing.bench_procs import BenchError, CpuMeter, CpuSampler, HelperProcess, run_main
 from ha_guest.testing.bench_report import safe_url
-from ha_guest.testing.messaging import check_broker, transport_url
+from ha_guest.testing.messaging import transport_url
 from ha_guest.testing.waiting import wait_for
 
 #: One hostile guest of each kind: the issue's name -> the hostile helper's kind.
@@ -64,13 +64,7 @@ class HostileBench(Bench):
     def run(self) -> dict[str, Any]:
         """Start everything, measure the three phases, return the figures."""
         args = self.args
-        self.started = time.monotonic()
-        self.started_wall = time.time()
-        try:
-            check_broker(args.transport_url)
-        except ConnectionError as exc:
-            raise BenchError(str(exc)) from None
-        self.result['load_average_at_start'] = list(os.getloadavg())
+        self._begin()
         self._start_controller()
         self._start_guests()
         self._start_hostile()

@@ -8,7 +8,7 @@ import json
 import os
 import threading
 import time
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import testtools
 from oslo_config import cfg
@@ -69,7 +69,11 @@ class ManualDiscovery(DiscoveryDriver):
         self.stopped = True
 
 
-class TestComputeManager(testtools.TestCase):
+class ManagerTestCase(testtools.TestCase):
+    """A ComputeManager on manual discovery with guests on a loop of their own and a fake controller."""
+
+    #: [compute] options of the test besides the state file.
+    OVERRIDES: Tuple[Tuple[str, Any], ...] = (("reconnect_min_s", 0.02), ("state_report_interval_s", 1))
 
     def setUp(self) -> None:
         super().setUp()
@@ -78,8 +82,7 @@ class TestComputeManager(testtools.TestCase):
         compute_conf.register_opts(self.conf)
         default_conf.register_opts(self.conf)
         self.conf([])
-        for name, value in (("state_file", os.path.join(self.tmp, "state.json")), ("reconnect_min_s", 0.02),
-                            ("state_report_interval_s", 1)):
+        for name, value in (("state_file", os.path.join(self.tmp, "state.json")),) + self.OVERRIDES:
             self.conf.set_override(name, value, "compute")
         self.guests = GuestLoop()
         self.addCleanup(self.guests.stop)
@@ -93,6 +96,9 @@ class TestComputeManager(testtools.TestCase):
 
     def reports(self, name: str) -> List[dict]:
         return [payload for call, payload in list(self.api.calls) if call == name]
+
+
+class TestComputeManager(ManagerTestCase):
 
     def test_discovered_guest_is_watched_and_fault_reported(self) -> None:
         guest = self.guests.guest(os.path.join(self.tmp, "a.sock"))

@@ -6,17 +6,12 @@ import os
 import time
 from typing import Any, List
 
-import testtools
-from oslo_config import cfg
-
 from ha_guest.compute.manager import ComputeManager
-from ha_guest.conf import compute as compute_conf
-from ha_guest.conf import default as default_conf
 from ha_guest.protocol import heartbeat
 from ha_guest.protocol.envelope import Envelope
 from ha_guest.testing import wait_for
-from tests.unit.compute.base import FakeController, FakeGuest, make_tempdir
-from tests.unit.compute.test_manager import TIMEOUT, A, GuestLoop, ManualDiscovery
+from tests.unit.compute.base import FakeGuest
+from tests.unit.compute.test_manager import TIMEOUT, A, ManagerTestCase
 
 FLOOD_S = 2.0
 
@@ -42,31 +37,10 @@ class FloodingGuest(FakeGuest):
                 self.send(heartbeat.Init(self.interval_ms))
 
 
-class TestStateWrites(testtools.TestCase):
+class TestStateWrites(ManagerTestCase):
     """ComputeManager with a guest that floods init and flaps its health every answer."""
 
-    def setUp(self) -> None:
-        super().setUp()
-        self.tmp = make_tempdir(self)
-        self.conf = cfg.ConfigOpts()
-        compute_conf.register_opts(self.conf)
-        default_conf.register_opts(self.conf)
-        self.conf([])
-        for name, value in (("state_file", os.path.join(self.tmp, "state.json")), ("reconnect_min_s", 0.02),
-                            ("flap_max_hold_down_s", 2.0)):
-            self.conf.set_override(name, value, "compute")
-        self.guests = GuestLoop()
-        self.addCleanup(self.guests.stop)
-        self.api = FakeController()
-
-    def start_manager(self) -> tuple[ComputeManager, ManualDiscovery]:
-        manager = ComputeManager(self.conf, self.api, host="node-1", discovery=ManualDiscovery)
-        manager.start()
-        self.addCleanup(manager.stop, 0.5)
-        return manager, ManualDiscovery.instances[-1]
-
-    def reports(self, name: str) -> List[dict]:
-        return [payload for call, payload in list(self.api.calls) if call == name]
+    OVERRIDES = (("reconnect_min_s", 0.02), ("flap_max_hold_down_s", 2.0))
 
     def flooding_guest(self) -> FloodingGuest:
         async def make() -> FloodingGuest:
