@@ -28,7 +28,7 @@ import resource
 import sys
 import time
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Tuple
 
 from ha_guest.protocol import GUEST, ChannelCodec, Envelope, Hello, HelloAck, ProtocolError, heartbeat, negotiate
 from ha_guest.protocol.envelope import encode_message
@@ -124,29 +124,47 @@ async def serve(folder: str, count: int, interval_ms: int) -> None:
         path = os.path.join(folder, '%s.sock' % guest.instance_uuid)
         # QEMU listens with a backlog of one: one host connection at a time.
         await loop.create_unix_server(lambda guest=guest: GuestConnection(guest), path, backlog=1)  # type: ignore[misc]
-    _reply({'ready': list(guests)})
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    reply({'ready': list(guests)})
+    async for command, args in commands():
+        if command == 'status':
+            reply(status_counts(guests))
+        elif command in ('hang', 'resume'):
+            reply(hang_or_resume(guests, command, args))
+        else:
+            reply({'error': 'unknown command %r' % command})
+
+
+async def commands(limit: int = 2 ** 16) -> AsyncIterator[Tuple[str, List[str]]]:
+    """Yield (command, arguments) for every non-empty line on stdin until it closes."""
+    reader = asyncio.StreamReader(limit=limit)
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while True:
         line = (await reader.readline()).decode()
         if not line:
             return
-        command, *args = line.split()
-        if command == 'status':
-            _reply({'registered': sum(g.registered for g in guests.values()),
-                    'answered': sum(g.answered for g in guests.values()),
-                    'connections': sum(g.connections for g in guests.values())})
-        elif command in ('hang', 'resume'):
-            done = {}
-            for instance in args:
-                guests[instance].hung = command == 'hang'
-                done[instance] = time.time()
-            _reply({'hung' if command == 'hang' else 'resumed': done})
-        else:
-            _reply({'error': 'unknown command %r' % command})
+        words = line.split()
+        if words:
+            yield words[0], words[1:]
 
 
-def _reply(data: Dict[str, Any]) -> None:
+def status_counts(guests: Mapping[str, Guest]) -> Dict[str, int]:
+    """The answer to ``status``: registered, answered and connections summed over the guests."""
+    return {'registered': sum(g.registered for g in guests.values()),
+            'answered': sum(g.answered for g in guests.values()),
+            'connections': sum(g.connections for g in guests.values())}
+
+
+def hang_or_resume(guests: Mapping[str, Guest], command: str, instances: List[str]) -> Dict[str, Any]:
+    """Stop (``hang``) or start (``resume``) answering; the answer has each guest's wall time of it."""
+    done = {}
+    for instance in instances:
+        guests[instance].hung = command == 'hang'
+        done[instance] = time.time()
+    return {'hung' if command == 'hang' else 'resumed': done}
+
+
+def reply(data: Dict[str, Any]) -> None:
+    """Write one answer line to the driving process."""
     sys.stdout.write(json.dumps(data) + '\n')
     sys.stdout.flush()
 

@@ -42,6 +42,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from ha_guest.protocol import GUEST, ChannelCodec, Envelope, Error, Hello, HelloAck, ProtocolError, negotiate, sgm
 from ha_guest.protocol.envelope import encode_message
 from ha_guest.protocol.limits import MAX_BROADCAST_BYTES
+from ha_guest.testing.bench_guests import commands, reply
 
 AGENT_NAME = 'ha-guest-bench-sgm'
 #: Bytes of a payload's stamp; a multiple of 3, so its base64 is a prefix of the payload's.
@@ -281,21 +282,10 @@ async def serve(spec: List[Dict[str, str]]) -> None:
         instance, path = entry['uuid'], '%s/%s.sock' % (entry['folder'], entry['uuid'])
         # QEMU listens with a backlog of one: one host connection at a time.
         await loop.create_unix_server(lambda i=instance: GuestConnection(guests, i), path, backlog=1)  # type: ignore[misc]
-    _reply({'ready': len(spec)})
+    reply({'ready': len(spec)})
     instances = [entry['uuid'] for entry in spec]
-    reader = asyncio.StreamReader(limit=2 ** 20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while True:
-        line = (await reader.readline()).decode()
-        if not line:
-            return
-        command, *args = line.split()
-        _reply(await _command(guests, instances, command, args))
-
-
-def _reply(data: Dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data) + '\n')
-    sys.stdout.flush()
+    async for command, args in commands(limit=2 ** 20):
+        reply(await _command(guests, instances, command, args))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

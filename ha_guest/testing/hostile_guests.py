@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
-import time
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from ha_guest.testing import hostile_sessions
-from ha_guest.testing.bench_guests import Guest, GuestConnection
+from ha_guest.testing.bench_guests import Guest, GuestConnection, commands, hang_or_resume, reply, status_counts
 
 #: Bytes a flooding guest lets wait in its send buffer before it skips chunks.
 HELD_LIMIT = 1 << 20
@@ -110,44 +108,26 @@ async def serve(folder: str, count: int, interval_ms: int, chunk_bytes: int, rat
                                       backlog=1)
     flooding = loop.create_task(_flood(guests, chunk_bytes, rate_hz))
     pacing = loop.create_task(hostile_sessions.run(guests, chunk_bytes, rate_hz, HELD_LIMIT))
-    _reply({'ready': list(guests)})
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    reply({'ready': list(guests)})
     try:
-        while True:
-            line = (await reader.readline()).decode()
-            if not line:
-                return
-            command, *args = line.split()
+        async for command, args in commands():
             if command == 'status':
-                _reply({'registered': sum(g.registered for g in guests.values()),
-                        'answered': sum(g.answered for g in guests.values()),
-                        'connections': sum(g.connections for g in guests.values()),
-                        'written': sum(g.written for g in guests.values()),
-                        'held': sum(g.held for g in guests.values())})
+                reply(dict(status_counts(guests), written=sum(g.written for g in guests.values()),
+                           held=sum(g.held for g in guests.values())))
             elif command == 'flood' and args and (args[0] in KINDS or args[0] in hostile_sessions.KINDS
                                                   or args[0] == 'off'):
                 for instance in args[1:]:
                     guests[instance].flood = None if args[0] == 'off' else args[0]
                     if args[0] in hostile_sessions.MUTE:
                         guests[instance].hung = True  # answers would end the attack (slowloris) or are it
-                _reply({'flooding': {instance: args[0] for instance in args[1:]}})
+                reply({'flooding': {instance: args[0] for instance in args[1:]}})
             elif command in ('hang', 'resume'):
-                done = {}
-                for instance in args:
-                    guests[instance].hung = command == 'hang'
-                    done[instance] = time.time()
-                _reply({'hung' if command == 'hang' else 'resumed': done})
+                reply(hang_or_resume(guests, command, args))
             else:
-                _reply({'error': 'unknown command %r' % line.strip()})
+                reply({'error': 'unknown command %r' % ' '.join([command] + args)})
     finally:
         flooding.cancel()
         pacing.cancel()
-
-
-def _reply(data: Dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data) + '\n')
-    sys.stdout.flush()
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+from tests.functional.bench_run import BenchTestCase
 
-import fixtures
-import testtools
-
-TIMEOUT = 90
 FIELDS = ('baseline_agent_cpu_percent', 'attack_agent_cpu_percent', 'detection_p99_ms', 'false_alarms',
           'flap_incidents_per_min', 'unreported_hangs')
 
 
-class TestHostileBenchSmall(testtools.TestCase):
+class TestHostileBenchSmall(BenchTestCase):
 
     def test_every_kind_runs_and_hides_nothing(self) -> None:
-        path = os.path.join(self.useFixture(fixtures.TempDir()).path, 'hostile.json')
         # 20 healthy guests and one hostile guest of each kind; 4 healthy hangs under a short attack.
-        proc = subprocess.run(
-            [sys.executable, '-m', 'ha_guest.testing.bench', '--hostile', '--guests', '20', '--warmup-s', '1',
-             '--steady-s', '2', '--settle-s', '1', '--quiet-s', '1', '--hang', '4', '--hang-window-s', '2',
-             '--after-s', '1', '--json', path],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT,
-            env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        self.addDetail('stdout', testtools.content.text_content(proc.stdout))
-        self.addDetail('stderr', testtools.content.text_content(proc.stderr[-5000:]))
-        self.assertEqual(0, proc.returncode, proc.stderr[-3000:])
-        with open(path, encoding='utf-8') as handle:
-            result = json.load(handle)
+        proc, result = self.run_bench('--hostile', '--guests', '20', '--warmup-s', '1', '--steady-s', '2',
+                                      '--settle-s', '1', '--quiet-s', '1', '--hang', '4', '--hang-window-s', '2',
+                                      '--after-s', '1')
         for name in FIELDS:
             self.assertIsInstance(result[name], (int, float), name)
         # Functional checks only (timing lives in the figures): no false alarm, every hang detected.

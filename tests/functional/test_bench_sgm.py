@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
-import fixtures
-import testtools
-
-TIMEOUT = 90
+from tests.functional.bench_run import BenchTestCase
 
 
-class TestSgmBenchSmall(testtools.TestCase):
+class TestSgmBenchSmall(BenchTestCase):
 
     def test_one_group_runs_to_the_end(self) -> None:
-        path = os.path.join(self.useFixture(fixtures.TempDir()).path, 'sgm.json')
         # One group of 16 on four compute agents, a light sustained load (32 broadcasts/s) for 3 s.
-        proc = subprocess.run(
-            [sys.executable, '-m', 'ha_guest.testing.bench', '--sgm', '--groups', '1', '--rate', '2', '--load-s',
-             '3', '--samples', '20', '--notify-samples', '10', '--json', path],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT,
-            env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        self.addDetail('stdout', testtools.content.text_content(proc.stdout))
-        self.addDetail('stderr', testtools.content.text_content(proc.stderr[-5000:]))
-        self.assertEqual(0, proc.returncode, proc.stderr[-3000:])
-        with open(path, encoding='utf-8') as handle:
-            result = json.load(handle)
+        proc, result = self.run_bench('--sgm', '--groups', '1', '--rate', '2', '--load-s', '3', '--samples', '20',
+                                      '--notify-samples', '10')
         self.assertEqual(16, result['status_ok'])
         self.assertEqual((20, 0), (result['broadcast_samples'], result['broadcast_incomplete']))
         self.assertEqual((10, 0), (result['notify_samples'], result['notify_incomplete']))
