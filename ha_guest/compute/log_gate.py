@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+import threading
+from typing import Any, Callable, Dict
 
 #: Seconds between two lines through one gate; the lines in between are counted.
 LOG_PERIOD_S = 10.0
@@ -32,3 +33,22 @@ class LogGate:
             self.suppressed = 0
         self._quiet_until = now + self.period
         self.logger.log(level, message, *args, exc_info=exc_info)
+
+
+class KeyedLogGates:
+    """One LogGate per key (a reason, a peer host), made on first use; safe to call from any thread."""
+
+    def __init__(self, logger: logging.Logger, clock: Callable[[], float], period: float = LOG_PERIOD_S) -> None:
+        self.logger = logger
+        self.period = period
+        self._clock = clock
+        self._gates: Dict[str, LogGate] = {}
+        self._lock = threading.Lock()
+
+    def log(self, key: str, level: int, message: str, *args: Any) -> None:
+        """Log through the gate of ``key``."""
+        with self._lock:
+            gate = self._gates.get(key)
+            if gate is None:
+                gate = self._gates[key] = LogGate(self.logger, self._clock, self.period)
+            gate.log(level, message, *args)

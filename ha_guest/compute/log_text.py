@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Dict
 
-from ha_guest.compute.log_gate import LOG_PERIOD_S, LogGate
+from ha_guest.compute.log_gate import LOG_PERIOD_S, KeyedLogGates
 from ha_guest.protocol.ratelimit import TokenBucket
 
 #: Characters of one guest-supplied value kept in a log line.
@@ -69,18 +69,15 @@ class GuestLogs:
         self.logger = logger
         self.period = period
         self._clock = clock
-        self._gates: Dict[str, Dict[str, LogGate]] = {}
+        self._gates: Dict[str, KeyedLogGates] = {}
         self._incidents: Dict[str, TokenBucket] = {}
 
     def line(self, instance: str, topic: str, level: int, message: str, *args: Any) -> None:
         """Log one line of ``topic`` for ``instance``: at most one per period, the others counted."""
         gates = self._gates.get(instance)
         if gates is None:
-            gates = self._gates[instance] = {}
-        gate = gates.get(topic)
-        if gate is None:
-            gate = gates[topic] = LogGate(self.logger, self._clock, self.period)
-        gate.log(level, message, *args)
+            gates = self._gates[instance] = KeyedLogGates(self.logger, self._clock, self.period)
+        gates.log(topic, level, message, *args)
 
     def incident(self, instance: str, level: int, message: str, *args: Any) -> None:
         """Log an incident line: each one at its level, unless the instance is past its incident line rate."""

@@ -28,7 +28,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 from ha_guest.compute import fastpath
-from ha_guest.compute.log_gate import LogGate
+from ha_guest.compute.log_gate import KeyedLogGates
 from ha_guest.compute.sgm_sender import SgmSender
 from ha_guest.protocol import errors, limits, sgm
 from ha_guest.protocol.envelope import Envelope
@@ -103,7 +103,7 @@ class SgmRelay:
         self._last_sent: Dict[str, int] = {}
         self._last_delivered: "collections.OrderedDict[Tuple[str, str], int]" = collections.OrderedDict()
         self._pending_status: Dict[str, int] = {}
-        self._logs: Dict[str, LogGate] = {}
+        self._logs = KeyedLogGates(LOG, loop.time)  # one line per 10 s per reason
 
     # -- guest requests (loop) ---------------------------------------------------------------------
 
@@ -178,7 +178,7 @@ class SgmRelay:
             entries = tuple(sgm.member_status(m["uuid"], m["state"], m.get("power_state") or "", m["uuid"] == uuid)
                             for m in members)
         except (errors.ProtocolError, KeyError, TypeError) as exc:
-            self._gate("status").log(logging.WARNING, "unusable status answer for %s: %s", uuid, exc)
+            self._logs.log("status", logging.WARNING, "unusable status answer for %s: %s", uuid, exc)
             self._nack(channel, ref_seq, sgm.NACK_UNAVAILABLE, "the group's state could not be read", False)
             return
         if sum(entry.is_self for entry in entries) != 1:
@@ -196,14 +196,9 @@ class SgmRelay:
 
     def _drop(self, reason: str, instance_uuid: str, count: int = 1) -> None:
         self.drops[reason] += count
-        self._gate(reason).log(logging.INFO if reason in (DROP_NOT_CONNECTED, DROP_NOT_HERE) else logging.WARNING,
-                               "server group messaging: broadcast dropped (%s), instance %s", reason, instance_uuid)
-
-    def _gate(self, name: str) -> LogGate:
-        gate = self._logs.get(name)
-        if gate is None:
-            gate = self._logs[name] = LogGate(LOG, self.loop.time)
-        return gate
+        level = logging.INFO if reason in (DROP_NOT_CONNECTED, DROP_NOT_HERE) else logging.WARNING
+        self._logs.log(reason, level, "server group messaging: broadcast dropped (%s), instance %s", reason,
+                       instance_uuid)
 
     def forget(self, instance_uuid: str) -> None:
         """Drop what is kept for an instance whose channel went away."""
@@ -240,39 +235,38 @@ class SgmRelay:
                 continue
             data = fastpath.broadcast_deliver_data(sender, text)  # once for every recipient
             for recipient in item["recipients"]:
-                if self._deliverable(recipient, sender, stamp, "broadcast"):
-                    channel = self.channel_of(recipient)
-                    assert channel is not None
+                channel = self._recipient(recipient, sender, stamp)
+                if channel is not None:
                     if channel.send_deliver(data):
                         self.counters["deliveries"] += 1
                     else:
                         self._drop(DROP_BACKLOG, recipient)
 
-    def _deliverable(self, recipient: str, sender: str, stamp: int, what: str) -> bool:
+    def _recipient(self, recipient: str, sender: str, stamp: int) -> Optional[RelayChannel]:
+        """Return the channel a broadcast of ``sender`` stamped ``stamp`` may go to; None (counted) if none."""
         if recipient == sender:
             self._drop(DROP_SELF, sender)
-            return False
+            return None
         channel = self.channel_of(recipient)
         if channel is None:
             self._drop(DROP_NOT_HERE, recipient)
-            return False
+            return None
         if not channel.sgm_enabled:
             self._drop(DROP_RECIPIENT_NOT_ENABLED, recipient)
-            return False
+            return None
         if not channel.hello_acked or channel.session is None:
             self._drop(DROP_NOT_CONNECTED, recipient)
-            return False
-        if what == "broadcast":
-            key = (recipient, sender)
-            last = self._last_delivered.get(key)
-            if last is not None and stamp <= last:
-                self._drop(DROP_REORDERED, recipient)
-                return False
-            self._last_delivered[key] = stamp
-            self._last_delivered.move_to_end(key)
-            if len(self._last_delivered) > MAX_TRACKED_PAIRS:
-                self._last_delivered.popitem(last=False)
-        return True
+            return None
+        key = (recipient, sender)
+        last = self._last_delivered.get(key)
+        if last is not None and stamp <= last:
+            self._drop(DROP_REORDERED, recipient)
+            return None
+        self._last_delivered[key] = stamp
+        self._last_delivered.move_to_end(key)
+        if len(self._last_delivered) > MAX_TRACKED_PAIRS:
+            self._last_delivered.popitem(last=False)
+        return channel
 
     def notify(self, notifications: List[Dict[str, Any]]) -> None:
         """Write peers' state changes to their local recipients."""
@@ -282,7 +276,7 @@ class SgmRelay:
                     {"member": item["member"], "event": item["event"], "state": item["state"],
                      "power_state": item["power_state"]})
             except errors.ProtocolError as exc:
-                self._gate("notification").log(logging.WARNING, "unusable notification %s: %s", item, exc)
+                self._logs.log("notification", logging.WARNING, "unusable notification %s: %s", item, exc)
                 continue
             for recipient in item["recipients"]:
                 channel = self.channel_of(recipient)

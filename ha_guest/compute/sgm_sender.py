@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Protocol
 
+from ha_guest.compute.log_gate import KeyedLogGates
 from ha_guest.sinks.action_pool import ActionPool
 
 LOG = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class SgmSender:
         self._thread = threading.Thread(target=self._run, name="ha-guest-sgm-sender", daemon=True)
         self._status_pool = ActionPool("sgm-status", status_workers, queue_size=max(16, status_workers * 16),
                                        log_drops=False)
-        self._warned_at = float("-inf")
+        self._warnings = KeyedLogGates(LOG, time.monotonic)  # thread-safe; one line per 10 s per kind
 
     def start(self) -> None:
         """Start the threads."""
@@ -104,7 +105,7 @@ class SgmSender:
                                             retry=self.cast_retry)
         except Exception as exc:  # noqa: BLE001 - timeout, broker down, remote error: all mean unavailable
             self.counters["status_failures"] += 1
-            self._warn("status request for %s failed: %s", instance_uuid, exc)
+            self._warnings.log("status", logging.WARNING, "status request for %s failed: %s", instance_uuid, exc)
             answer = {"nack": "unavailable", "detail": "no controller answered"}
         on_answer(answer)
 
@@ -137,14 +138,9 @@ class SgmSender:
             self.client.sgm_broadcast({}, batch, timeout=self.timeout_s, retry=self.cast_retry)
         except Exception as exc:  # noqa: BLE001 - broker down, no controller in time: tell the guests
             self.counters["call_failures"] += 1
-            self._warn("could not hand %d broadcast(s) to a controller: %s", len(batch), exc)
+            self._warnings.log("broadcast", logging.WARNING, "could not hand %d broadcast(s) to a controller: %s",
+                               len(batch), exc)
             self.on_failure(batch, "unavailable")
             return
         self.counters["calls"] += 1
         self.counters["broadcasts_sent"] += len(batch)
-
-    def _warn(self, message: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self._warned_at >= 10.0:
-            self._warned_at = now
-            LOG.warning(message, *args)

@@ -22,6 +22,7 @@ from typing import Any, Optional, Protocol
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from ha_guest.compute.log_gate import KeyedLogGates
 from ha_guest.conf import sgm as sgm_conf
 from ha_guest.controller import nova_notifications as nn
 from ha_guest.controller.sgm_directory import GroupView, Member, MemberDirectory, NoGroup, Unavailable
@@ -34,8 +35,6 @@ LOG = logging.getLogger(__name__)
 NO_GROUP = 'no_group'
 UNAVAILABLE = 'unavailable'
 GROUP_TOO_LARGE = 'group_too_large'
-#: Seconds between two log lines about one kind of drop.
-LOG_PERIOD_S = 10.0
 #: Updates per sync_members cast.
 SYNC_BATCH = 100
 
@@ -60,29 +59,6 @@ class Peers(Protocol):
     def sync_members(self, updates: list[dict[str, Any]], retry: Optional[int] = None) -> None: ...
 
 
-class _LogGate:
-    """At most one line per period and key; the lines in between are counted. Thread-safe."""
-
-    def __init__(self, clock: Callable[[], float], period: float = LOG_PERIOD_S) -> None:
-        self._clock = clock
-        self._period = period
-        self._lock = threading.Lock()
-        self._quiet_until: dict[str, float] = {}
-        self._suppressed: collections.Counter[str] = collections.Counter()
-
-    def warning(self, key: str, message: str, *args: Any) -> None:
-        now = self._clock()
-        with self._lock:
-            if now < self._quiet_until.get(key, float('-inf')):
-                self._suppressed[key] += 1
-                return
-            suppressed = self._suppressed.pop(key, 0)
-            self._quiet_until[key] = now + self._period
-        if suppressed:
-            message += ' (%d similar lines suppressed)' % suppressed
-        LOG.warning(message, *args)
-
-
 class SgmRouter:
     """The controller's half of server group messaging."""
 
@@ -95,7 +71,7 @@ class SgmRouter:
         self.peers = peers
         self.origin = peers.origin if peers is not None else ''
         self._clock = clock
-        self._gate = _LogGate(clock)
+        self._gate = KeyedLogGates(LOG, clock)
         self._counts_lock = threading.Lock()
         #: Broadcasts by outcome: delivered (to at least one host), alone (no peer on a host), or a drop reason.
         self.broadcasts: collections.Counter[str] = collections.Counter()
@@ -116,13 +92,13 @@ class SgmRouter:
                 item = sgm_payloads.broadcast(raw)
             except InvalidPayload as exc:
                 self._count(self.broadcasts, 'invalid')
-                self._gate.warning('invalid', 'invalid broadcast dropped: %s', exc)
+                self._gate.log('invalid', logging.WARNING, 'invalid broadcast dropped: %s', exc)
                 continue
             reason, detail, view = self._group(item['sender'], deadline)
             if view is None:
                 self._count(self.broadcasts, reason)
-                self._gate.warning(reason, 'broadcast of instance %s refused (%s): %s', item['sender'], reason,
-                                   detail)
+                self._gate.log(reason, logging.WARNING, 'broadcast of instance %s refused (%s): %s', item['sender'],
+                               reason, detail)
                 nacks[item['host']].append({'instance_uuid': item['sender'], 'session': item['session'],
                                             'ref_seq': item['ref_seq'], 'reason': reason, 'detail': detail})
                 continue
@@ -170,8 +146,8 @@ class SgmRouter:
             else:
                 self._count(self.events, reason)
                 if reason != NO_GROUP:
-                    self._gate.warning('event-' + reason, '%s of instance %s not passed on: %s', update['event'],
-                                       update['member'], detail)
+                    self._gate.log('event-' + reason, logging.WARNING, '%s of instance %s not passed on: %s',
+                                   update['event'], update['member'], detail)
             self._sync([update])
         elif update['kind'] == nn.KIND_ADD_MEMBER:
             added = self.directory.add_members(update['group'], update['members'], update.get('at'))
@@ -191,7 +167,7 @@ class SgmRouter:
             try:
                 self._apply(nn.check_update(raw))
             except InvalidPayload as exc:
-                self._gate.warning('sync-invalid', 'invalid update from peer %s ignored: %s', origin, exc)
+                self._gate.log('sync-invalid', logging.WARNING, 'invalid update from peer %s ignored: %s', origin, exc)
 
     def _apply(self, update: dict[str, Any]) -> Optional[Member]:
         kind = update['kind']
@@ -220,8 +196,8 @@ class SgmRouter:
                 self.peers.sync_members(updates[start:start + SYNC_BATCH], retry=self.opts.cast_retry)
             except Exception as exc:
                 self._count(self.events, 'sync_failed')
-                self._gate.warning('sync', 'could not tell the peer controllers about %s: %s',
-                                   updates[start]['event'], exc)
+                self._gate.log('sync', logging.WARNING, 'could not tell the peer controllers about %s: %s',
+                               updates[start]['event'], exc)
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -250,8 +226,8 @@ class SgmRouter:
             method({}, host, items, retry=self.opts.cast_retry)
         except Exception as exc:
             self._count(self.events if what == 'notify' else self.broadcasts, '%s_cast_failed' % what, len(items))
-            self._gate.warning('cast-' + what, 'sgm_%s of %d item(s) to host %s dropped: %s', what, len(items), host,
-                               exc)
+            self._gate.log('cast-' + what, logging.WARNING, 'sgm_%s of %d item(s) to host %s dropped: %s', what,
+                           len(items), host, exc)
 
     def _count(self, counter: collections.Counter[str], key: str, n: int = 1) -> None:
         with self._counts_lock:

@@ -6,7 +6,7 @@ import logging
 
 import testtools
 
-from ha_guest.compute.log_gate import LogGate
+from ha_guest.compute.log_gate import KeyedLogGates, LogGate
 
 
 class Clock:
@@ -33,3 +33,19 @@ class TestLogGate(testtools.TestCase):
         self.assertEqual(["bad frame 1", "bad frame late (100 similar lines suppressed)"],
                          [record.getMessage() for record in logs.records])
         self.assertEqual(0, gate.suppressed)
+
+
+class TestKeyedLogGates(testtools.TestCase):
+
+    def test_each_key_has_its_own_period(self) -> None:
+        clock = Clock()
+        logger = logging.getLogger("test.log_gate.keyed")
+        gates = KeyedLogGates(logger, clock, period=10.0)
+        with self.assertLogs(logger, logging.WARNING) as logs:
+            for _ in range(5):
+                gates.log("no_group", logging.WARNING, "dropped (no_group)")
+                gates.log("unavailable", logging.WARNING, "dropped (unavailable)")
+            clock.now = 10.0
+            gates.log("no_group", logging.WARNING, "dropped (no_group)")
+        self.assertEqual(["dropped (no_group)", "dropped (unavailable)",
+                          "dropped (no_group) (4 similar lines suppressed)"], [r.getMessage() for r in logs.records])
