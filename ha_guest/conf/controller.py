@@ -41,6 +41,49 @@ OPTS: list[cfg.Opt] = [
              'replies; when its queue is full, events for that sink are dropped '
              'and logged as errors.',
     ),
+    cfg.FloatOpt(
+        'agent_down_time_s',
+        mutable=True,
+        default=75.0,
+        min=1.0,
+        help='Seconds a compute agent may send no state report before the '
+             'controllers raise a host fault (event "ha_guest.host.fault.raised", '
+             'a Vitrage alarm on the nova.host) for it; cleared when it reports '
+             'again. Agents report every [compute] state_report_interval_s (30 s '
+             'by default): keep this above two intervals. An agent that reports '
+             'more slowly gets two of its intervals plus one peer beat. A '
+             'controller gives an agent it has not heard since it started this '
+             'long too.',
+    ),
+    cfg.FloatOpt(
+        'peer_beat_interval_s',
+        default=5.0,
+        min=0.1,
+        max=60.0,
+        help='Seconds between a controller\'s beats on the peer-sync fanout: the '
+             'compute agents it heard from, and (from the controller that '
+             'decides) the open agent and registration alarms. A controller '
+             'silent for three beats counts as gone; a started controller '
+             'listens for two beats before it may decide.',
+    ),
+    cfg.FloatOpt(
+        'registration_timeout_s',
+        mutable=True,
+        default=300.0,
+        min=1.0,
+        help='Seconds an instance with the heartbeat feature may run without its '
+             'guest registering before it is listed as overdue (and announced, '
+             'with alarm_unregistered).',
+    ),
+    cfg.BoolOpt(
+        'alarm_unregistered',
+        mutable=True,
+        default=False,
+        help='Announce once each instance whose guest has not registered within '
+             'registration_timeout_s ("ha_guest.instance.unregistered.raised", '
+             'cleared when it registers or the instance goes away; a Vitrage '
+             'alarm on the instance). Off: such instances are only listed.',
+    ),
 ]
 
 

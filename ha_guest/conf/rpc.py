@@ -42,6 +42,13 @@ OPTS: list[cfg.Opt] = [
              'upgrade). Unset: the newest this code knows.',
     ),
     cfg.StrOpt(
+        'controller_sync_version_cap',
+        help='Newest peer-sync API version a controller sends to its peers, '
+             'e.g. "1.1"; set it while older controllers still run (rolling '
+             'upgrade). Below 1.2 the agent watch (silent compute agents, '
+             'unregistered guests) is off. Unset: the newest this code knows.',
+    ),
+    cfg.StrOpt(
         'compute_version_cap',
         help='Newest compute RPC API version to send, e.g. "1.0"; set it while '
              'compute agents older than the controllers still run. Unset: the '

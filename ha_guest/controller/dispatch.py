@@ -42,6 +42,13 @@ class SinkDispatcher:
         for name, sink in self.sinks.items():
             self.workers[name].submit(sink.fault_cleared, dict(fault), dict(cleared))
 
+    def watch_event(self, event_type: str, payload: dict[str, Any]) -> None:
+        """Queue a watcher's alarm for every sink that has the hook (a sink not built on FaultSink may lack it)."""
+        for name, sink in self.sinks.items():
+            hook = getattr(sink, 'watch_event', None)
+            if hook is not None:
+                self.workers[name].submit(hook, event_type, dict(payload))
+
     def stop(self, timeout: float = 5.0) -> None:
         """Drain each sink's queue (bounded by ``timeout`` per sink), then close the sinks."""
         for name, worker in self.workers.items():

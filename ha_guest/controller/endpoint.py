@@ -8,6 +8,7 @@ import oslo_messaging
 
 from ha_guest.controller.handler import FaultHandler
 from ha_guest.controller.sgm_router import SgmRouter
+from ha_guest.controller.watchers import Watchers
 from ha_guest.rpc.controller_api import CONTROLLER_API_VERSION
 from ha_guest.rpc.errors import FaultRegistryFull, InvalidPayload
 from ha_guest.rpc.sync_api import CONTROLLER_SYNC_API_VERSION
@@ -21,10 +22,12 @@ class ControllerEndpoint:
 
     target = oslo_messaging.Target(version=CONTROLLER_API_VERSION)
 
-    def __init__(self, handler: FaultHandler, router: Optional[SgmRouter] = None) -> None:
+    def __init__(self, handler: FaultHandler, router: Optional[SgmRouter] = None,
+                 watch: Optional[Watchers] = None) -> None:
         """``router`` None: no server group messaging (status answers nack unavailable)."""
         self._handler = handler
         self._router = router
+        self._watch = watch
 
     @_expected
     def report_fault(self, ctxt: dict[str, Any], fault: dict[str, Any]) -> dict[str, bool]:
@@ -44,11 +47,21 @@ class ControllerEndpoint:
     @_expected
     def report_state(self, ctxt: dict[str, Any], report: dict[str, Any]) -> None:
         """Reconcile with a compute agent's state report."""
+        if self._watch is not None:
+            self._watch.report_state(report)  # first: even a report the handler refuses says its agent lives
         self._handler.report_state(report)
 
     def list_faults(self, ctxt: dict[str, Any], instance_uuid: Optional[str] = None) -> list[dict[str, Any]]:
         """Return the active faults (of one instance if given)."""
         return self._handler.list_faults(instance_uuid)
+
+    def list_host_faults(self, ctxt: dict[str, Any], host: Optional[str] = None) -> list[dict[str, Any]]:
+        """Return the open host faults: compute agents silent for [controller] agent_down_time_s."""
+        return self._watch.list_host_faults(host) if self._watch is not None else []
+
+    def list_unregistered(self, ctxt: dict[str, Any], host: Optional[str] = None) -> list[dict[str, Any]]:
+        """Return the instances whose guest has not registered (overdue or not, announced or not)."""
+        return self._watch.list_unregistered(host) if self._watch is not None else []
 
     @_expected
     def sgm_broadcast(self, ctxt: dict[str, Any], broadcasts: list[dict[str, Any]]) -> None:
@@ -69,10 +82,12 @@ class ControllerSyncEndpoint:
 
     target = oslo_messaging.Target(version=CONTROLLER_SYNC_API_VERSION)
 
-    def __init__(self, handler: FaultHandler, router: Optional[SgmRouter] = None) -> None:
+    def __init__(self, handler: FaultHandler, router: Optional[SgmRouter] = None,
+                 watch: Optional[Watchers] = None) -> None:
         """``router`` None: no server group messaging (status answers nack unavailable)."""
         self._handler = handler
         self._router = router
+        self._watch = watch
 
     @_expected
     def sync_fault(self, ctxt: dict[str, Any], origin: str, fault: dict[str, Any]) -> None:
@@ -85,8 +100,10 @@ class ControllerSyncEndpoint:
         self._handler.sync_clear(origin, instance_uuid, incident_id, cleared, notify)
 
     def sync_request(self, ctxt: dict[str, Any], origin: str) -> None:
-        """A peer asks for every active fault."""
+        """A peer asks for every active fault (and, from the watchers, everything they know)."""
         self._handler.sync_request(origin)
+        if self._watch is not None:
+            self._watch.sync_request(origin)
 
     @_expected
     def sync_faults(self, ctxt: dict[str, Any], origin: str, faults: list[dict[str, Any]]) -> None:
@@ -98,3 +115,8 @@ class ControllerSyncEndpoint:
         """What a peer learned from Nova's notifications (server group messaging)."""
         if self._router is not None:
             self._router.sync_members(origin, updates)
+
+    def sync_watch(self, ctxt: dict[str, Any], origin: str, beat: dict[str, Any]) -> None:
+        """A peer's watcher beat: agents it heard from, and the open alarms if it leads."""
+        if self._watch is not None:
+            self._watch.sync_watch(origin, beat)

@@ -19,6 +19,7 @@ from ha_guest.controller.nova_notifications import NovaNotificationEndpoint, get
 from ha_guest.controller.registry import FaultRegistry
 from ha_guest.controller.sgm_directory import MemberDirectory
 from ha_guest.controller.sgm_router import SgmRouter
+from ha_guest.controller.watchers import Watchers
 from ha_guest.rpc import transport as rpc_transport
 from ha_guest.rpc.compute_api import ComputeAPI
 from ha_guest.rpc.controller_api import controller_server_target
@@ -90,6 +91,7 @@ class ControllerManager:
         self.handler = FaultHandler(self.registry, self.dispatcher, self.peers, self.peer_worker)
         self.directory = MemberDirectory(conf, nova_connection_factory)
         self.router = SgmRouter(conf, self.directory, self.compute_api, self.peers)
+        self.watchers = Watchers(conf, self.origin, self.dispatcher, self.peers)
         self._servers: list[oslo_messaging.MessageHandlingServer] = []
         self._nova_transport: Optional[oslo_messaging.Transport] = None
 
@@ -98,8 +100,10 @@ class ControllerManager:
         self.dispatcher.start()
         self.peer_worker.start()
         # The sync server first: once the controller API answers, peer updates are heard too.
-        for target, endpoint in ((sync_server_target(self.conf), ControllerSyncEndpoint(self.handler, self.router)),
-                                 (controller_server_target(self.conf), ControllerEndpoint(self.handler, self.router))):
+        for target, endpoint in ((sync_server_target(self.conf),
+                                  ControllerSyncEndpoint(self.handler, self.router, self.watchers)),
+                                 (controller_server_target(self.conf),
+                                  ControllerEndpoint(self.handler, self.router, self.watchers))):
             server = rpc_transport.get_rpc_server(self.transport, target, [endpoint])
             server.start()
             self._servers.append(server)
@@ -111,6 +115,7 @@ class ControllerManager:
                  ', '.join(self.dispatcher.sinks) or 'none')
         if self.conf.controller.resync_on_start:
             self.resync()
+        self.watchers.start()
 
     def _start_nova_listener(self) -> None:
         """Consume Nova's versioned notifications in the shared pool (after the sync server is up)."""
@@ -151,6 +156,7 @@ class ControllerManager:
             server.stop()
         for server in servers:
             server.wait()
+        self.watchers.stop(DRAIN_TIMEOUT_S)
         self.peer_worker.stop(DRAIN_TIMEOUT_S)
         self.dispatcher.stop(DRAIN_TIMEOUT_S)
         self.directory.close()

@@ -10,7 +10,7 @@ from oslo_config import cfg
 from ha_guest.rpc.client import RPCClientBase
 
 #: Version of the controllers' peer-sync endpoint.
-CONTROLLER_SYNC_API_VERSION = '1.1'
+CONTROLLER_SYNC_API_VERSION = '1.2'
 
 
 def sync_server_target(conf: cfg.ConfigOpts, host: Optional[str] = None) -> oslo_messaging.Target:
@@ -25,6 +25,7 @@ class ControllerSyncAPI(RPCClientBase):
 
     * 1.0 - sync_fault, sync_clear, sync_request, sync_faults
     * 1.1 - sync_members (server group messaging: what one controller learned from Nova's notifications)
+    * 1.2 - sync_watch (the watchers' beat: compute agents seen, unregistered instances, the leader's alarms)
     """
 
     VERSION = CONTROLLER_SYNC_API_VERSION
@@ -35,7 +36,7 @@ class ControllerSyncAPI(RPCClientBase):
         self._register(conf)
         self.origin = origin
         target = oslo_messaging.Target(topic=conf.rpc.controller_sync_topic, fanout=True, version=self.VERSION)
-        super().__init__(conf, transport, target, None, None)
+        super().__init__(conf, transport, target, conf.rpc.controller_sync_version_cap, None)
 
     def _cast(self, method: str, version: str = '1.0', retry: Optional[int] = None, **kwargs: Any) -> None:
         self._prepare(version, retry=retry).cast({}, method, origin=self.origin, **kwargs)
@@ -68,3 +69,7 @@ class ControllerSyncAPI(RPCClientBase):
         ``retry`` bounds reconnection attempts while the broker is unreachable.
         """
         self._cast('sync_members', '1.1', retry=retry, updates=updates)
+
+    def sync_watch(self, beat: dict[str, Any], retry: Optional[int] = None) -> None:
+        """Send this controller's watcher beat (ha_guest.controller.watchers) to the peers."""
+        self._cast('sync_watch', '1.2', retry=retry, beat=beat)

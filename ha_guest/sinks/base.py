@@ -55,6 +55,12 @@ class FaultSink(abc.ABC):
     def fault_cleared(self, fault: dict[str, Any], cleared: dict[str, Any]) -> None:
         """A fault ended; ``cleared`` = {"cleared_at": epoch, "cleared_by": "recovered"|"exited"|"resync"}."""
 
+    def watch_event(self, event_type: str, payload: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """A watcher's alarm (ha_guest.host.fault.* or ha_guest.instance.unregistered.*); default: ignored.
+
+        Not faults of guests: sinks that act on guests (recovery) leave them alone.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook: most sinks hold nothing
         """Release what the sink holds; no calls follow."""
 

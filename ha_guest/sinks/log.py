@@ -21,3 +21,8 @@ class LogSink(FaultSink):
     def fault_cleared(self, fault: dict[str, Any], cleared: dict[str, Any]) -> None:
         LOG.info('Heartbeat fault cleared (%(cleared_by)s): instance %(instance_uuid)s on host %(host)s, '
                  '%(kind)s (incident %(incident_id)s)', dict(fault, cleared_by=cleared['cleared_by']))
+
+    def watch_event(self, event_type: str, payload: dict[str, Any]) -> None:
+        """Log a watcher's alarm: WARNING when raised, INFO when cleared."""
+        level = logging.WARNING if payload.get('state') == 'active' else logging.INFO
+        LOG.log(level, '%s: %s', event_type, ', '.join('%s=%s' % item for item in sorted(payload.items())))

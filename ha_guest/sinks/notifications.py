@@ -14,7 +14,11 @@ from ha_guest.sinks.base import EVENT_FAULT_CLEARED, EVENT_FAULT_RAISED, FaultSi
 
 
 class NotificationSink(FaultSink):
-    """Sends ha_guest.heartbeat.fault.raised / .cleared (messagingv2, info) on [sink_notifications] topics."""
+    """Sends ha_guest.heartbeat.fault.raised / .cleared (messagingv2, info) on [sink_notifications] topics.
+
+    And the watchers' events: ha_guest.host.fault.raised / .cleared (a silent
+    compute agent) and ha_guest.instance.unregistered.raised / .cleared.
+    """
 
     #: Option group holding this sink's topics and optional transport_url.
     GROUP = sinks_conf.NOTIFICATIONS_GROUP
@@ -37,6 +41,10 @@ class NotificationSink(FaultSink):
 
     def fault_cleared(self, fault: dict[str, Any], cleared: dict[str, Any]) -> None:
         self._notifier.info({}, EVENT_FAULT_CLEARED, event_payload(fault, cleared))
+
+    def watch_event(self, event_type: str, payload: dict[str, Any]) -> None:
+        """Send a watcher's alarm (host fault, unregistered instance) under its own event type."""
+        self._notifier.info({}, event_type, dict(payload))
 
     def close(self) -> None:
         if self._own_transport is not None:

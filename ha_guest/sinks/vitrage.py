@@ -7,6 +7,10 @@ from ha_guest.sinks.notifications import NotificationSink
 
 
 class VitrageSink(NotificationSink):
-    """Sends ha_guest.heartbeat.fault.raised / .cleared on [sink_vitrage] topics (Vitrage's notification_topics)."""
+    """Sends ha_guest.heartbeat.fault.raised / .cleared on [sink_vitrage] topics (Vitrage's notification_topics).
+
+    The watchers' host faults and unregistered-instance alarms too: the ha_guest
+    datasource turns them into alarms on the nova.host and the nova.instance.
+    """
 
     GROUP = sinks_conf.VITRAGE_GROUP
