@@ -1,4 +1,9 @@
-"""Vitrage driver of the ha_guest datasource: faults pushed by the vitrage sink, snapshots from the controller."""
+"""Vitrage driver of the ha_guest datasource: faults pushed by the vitrage sink, snapshots from the controller.
+
+Guest faults are alarms on their nova.instance; the controllers' watchers add
+host faults (a silent compute agent: an alarm on the nova.host) and, opt-in,
+instances whose guest never registered (an alarm on the nova.instance).
+"""
 
 from __future__ import annotations
 
@@ -29,10 +34,19 @@ Alarm = dict[str, Any]
 # Text fields end up in Vitrage's database and UI: keep a chatty guest's reason bounded.
 _MAX_TEXT = 1024
 _MAX_KIND = 64
+# A host name as Nova keeps it (nova.host's id) is at most 255 characters.
+_MAX_HOST = 255
 _STATE_BY_EVENT_TYPE = {
     props.EventType.RAISED: FaultState.ACTIVE,
     props.EventType.CLEARED: FaultState.CLEARED,
+    props.EventType.HOST_RAISED: FaultState.ACTIVE,
+    props.EventType.HOST_CLEARED: FaultState.CLEARED,
+    props.EventType.UNREGISTERED_RAISED: FaultState.ACTIVE,
+    props.EventType.UNREGISTERED_CLEARED: FaultState.CLEARED,
 }
+#: The controller's listings of the watchers' alarms (ControllerAPI 1.3), by scope.
+_WATCH_LISTINGS = ((props.SCOPE_HOSTS, "list_host_faults"), (props.SCOPE_UNREGISTERED, "list_unregistered"))
+_WATCH_VERSION = "1.3"
 
 
 def _timestamp(value: object) -> Optional[float]:
@@ -63,18 +77,27 @@ def shape_fault(payload: object, state: str) -> Optional[Alarm]:
     """Return the alarm event for a fault payload in ``state``, or None when the payload is no fault."""
     if not isinstance(payload, dict):
         return None
-    instance_uuid = payload.get(FaultField.INSTANCE_UUID)
     kind = payload.get(FaultField.KIND)
-    if not isinstance(instance_uuid, str) or not uuidutils.is_uuid_like(instance_uuid):
-        return None
     if not isinstance(kind, str) or not kind.strip() or len(kind) > _MAX_KIND:
         return None
+    if kind == props.FaultKind.AGENT_SILENT:
+        host = payload.get(FaultField.HOST)
+        if not isinstance(host, str) or not host.strip() or len(host) > _MAX_HOST:
+            return None
+        resource_type, resource_id = props.NOVA_HOST, host
+    else:
+        instance_uuid = payload.get(FaultField.INSTANCE_UUID)
+        if not isinstance(instance_uuid, str) or not uuidutils.is_uuid_like(instance_uuid):
+            return None
+        resource_type, resource_id = props.NOVA_INSTANCE, instance_uuid
     incident_id = payload.get(FaultField.INCIDENT_ID)
     if incident_id is not None and not (isinstance(incident_id, str) and incident_id):
         return None
 
     alarm = _copy_fields(payload)
     alarm[FaultField.STATE] = state
+    alarm[AlarmField.RESOURCE_TYPE] = resource_type
+    alarm[AlarmField.RESOURCE_ID] = resource_id
     alarm[AlarmField.NAME] = props.ALARM_NAMES.get(kind, props.DEFAULT_ALARM_NAME)
     # The values file (datasources_values/ha_guest.yaml) maps the kind to Vitrage's severity.
     alarm[AlarmField.SEVERITY] = kind.upper()
@@ -114,7 +137,7 @@ class HAGuestDriver(AlarmDriverBase):
 
     @staticmethod
     def get_event_types() -> list[str]:
-        return [props.EventType.RAISED, props.EventType.CLEARED]
+        return list(_STATE_BY_EVENT_TYPE)
 
     @staticmethod
     def should_delete_outdated_entities() -> bool:
@@ -135,7 +158,7 @@ class HAGuestDriver(AlarmDriverBase):
                 self.cache[key] = (copy.deepcopy(alarm), time.monotonic())
             else:
                 self.cache.pop(key, None)
-        LOG.debug("ha_guest: %s fault %s of instance %s", state, key[1], key[0])
+        LOG.debug("ha_guest: %s alarm %s on %s", state, key[1], key[0])
         return self.make_pickleable([alarm], HA_GUEST_DATASOURCE, DatasourceAction.UPDATE)[0]
 
     def get_all(self, datasource_action: str) -> list[Alarm]:
@@ -150,6 +173,13 @@ class HAGuestDriver(AlarmDriverBase):
                 exc,
             )
             return self.make_pickleable([], HA_GUEST_DATASOURCE, datasource_action)
+        listed = {props.SCOPE_FAULTS}
+        for scope, method in _WATCH_LISTINGS:
+            try:
+                faults += self._list_watch(method)
+                listed.add(scope)
+            except Exception as exc:  # an older controller (< 1.3) or a failure: keep those alarms as they are
+                LOG.info("ha_guest: the controller did not answer %s (%s: %s)", method, type(exc).__name__, exc)
         alarms = []
         for fault in faults:
             state = fault.get(FaultField.STATE, FaultState.ACTIVE) if isinstance(fault, dict) else None
@@ -160,7 +190,7 @@ class HAGuestDriver(AlarmDriverBase):
                 LOG.warning("ha_guest: ignoring a listed fault that is not one: %.300r", fault)
                 continue
             alarms.append(alarm)
-        events = self._resync(alarms, asked_at)
+        events = self._resync(alarms, asked_at, listed)
         LOG.info("ha_guest: snapshot of %d active faults, %d cleared by resync", len(alarms), len(events) - len(alarms))
         return self.make_pickleable(events, HA_GUEST_DATASOURCE, datasource_action)
 
@@ -168,8 +198,8 @@ class HAGuestDriver(AlarmDriverBase):
         # Push datasource: changes arrive as notifications, never by polling.
         return self.make_pickleable([], HA_GUEST_DATASOURCE, datasource_action)
 
-    def _resync(self, alarms: list[Alarm], asked_at: float) -> list[Alarm]:
-        """Cache the listed alarms; return them plus a clear for each older cached alarm not listed."""
+    def _resync(self, alarms: list[Alarm], asked_at: float, scopes: set[str]) -> list[Alarm]:
+        """Cache the listed alarms; return them plus a clear for each older cached alarm of ``scopes`` not listed."""
         events = list(alarms)
         now = time.monotonic()
         with self._lock:
@@ -180,7 +210,7 @@ class HAGuestDriver(AlarmDriverBase):
                 self.cache[key] = (copy.deepcopy(alarm), now)
             for key, (cached, cached_at) in list(self.cache.items()):
                 # A fault pushed while the controller was answering is newer than its answer.
-                if key in listed or cached_at >= asked_at:
+                if key in listed or cached_at >= asked_at or props.scope_of(cached) not in scopes:
                     continue
                 del self.cache[key]
                 cleared = dict(cached, **{FaultField.CLEARED_BY: "resync", FaultField.CLEARED_AT: time.time()})
@@ -195,6 +225,15 @@ class HAGuestDriver(AlarmDriverBase):
         if not isinstance(faults, list):
             raise TypeError("list_faults returned %s, not a list" % type(faults).__name__)
         return faults
+
+    def _list_watch(self, method: str) -> list:
+        """Return the watchers' open alarms from one 1.3 listing (unregistered instances: the announced ones)."""
+        answer = self._controller_client().prepare(version=_WATCH_VERSION).call({}, method, host=None)
+        if not isinstance(answer, list):
+            raise TypeError("%s returned %s, not a list" % (method, type(answer).__name__))
+        if method == "list_unregistered":
+            answer = [item["alarm"] for item in answer if isinstance(item, dict) and isinstance(item.get("alarm"), dict)]
+        return answer
 
     def _controller_client(self) -> Any:
         """Return the RPC client of the controllers, built on Vitrage's configuration and transport."""

@@ -1,4 +1,4 @@
-"""Vitrage transformer of the ha_guest datasource: one alarm vertex per fault, ``on`` its nova.instance."""
+"""Vitrage transformer of the ha_guest datasource: one alarm vertex per fault, ``on`` its nova.instance or nova.host."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from vitrage.common.constants import EdgeLabel, EntityCategory
 from vitrage.common.constants import VertexProperties as VProps
 from vitrage.datasources import transformer_base as tbase
 from vitrage.datasources.alarm_transformer_base import AlarmTransformerBase
+from vitrage.datasources.nova.host import NOVA_HOST_DATASOURCE
 from vitrage.datasources.nova.instance import NOVA_INSTANCE_DATASOURCE
 from vitrage.graph import utils as graph_utils
 
@@ -25,7 +26,7 @@ _METADATA_FIELDS = tuple(field for field in props.FAULT_FIELDS if field != Fault
 
 
 class HAGuestTransformer(AlarmTransformerBase):
-    """Alarm vertex keyed by (instance, incident); a nova.instance placeholder neighbour it merges into."""
+    """Alarm vertex keyed by (resource, incident); a nova.instance (nova.host) placeholder neighbour it merges into."""
 
     def _create_snapshot_entity_vertex(self, entity_event: dict[str, Any]) -> Any:
         return self._create_vertex(entity_event)
@@ -56,20 +57,24 @@ class HAGuestTransformer(AlarmTransformerBase):
         return self._create_instance_neighbor(entity_event)
 
     def _create_instance_neighbor(self, entity_event: dict[str, Any]) -> list:
-        # The placeholder's key is the nova.instance's own key, so it merges with the real vertex.
+        # The placeholder's key is the resource's own key, so it merges with the real vertex.
+        if props.is_host_alarm(entity_event):
+            resource_id, resource_type = entity_event[FaultField.HOST], NOVA_HOST_DATASOURCE
+        else:
+            resource_id, resource_type = entity_event[FaultField.INSTANCE_UUID], NOVA_INSTANCE_DATASOURCE
         return [
             self._create_neighbor(
                 entity_event,
-                entity_event[FaultField.INSTANCE_UUID],
-                NOVA_INSTANCE_DATASOURCE,
+                resource_id,
+                resource_type,
                 EdgeLabel.ON,
                 neighbor_category=EntityCategory.RESOURCE,
             )
         ]
 
     def _create_entity_key(self, entity_event: dict[str, Any]) -> str:
-        instance_uuid, alarm_id = props.alarm_key(entity_event)
-        return str(tbase.build_key((EntityCategory.ALARM, HA_GUEST_DATASOURCE, instance_uuid, alarm_id)))
+        resource_id, alarm_id = props.alarm_key(entity_event)
+        return str(tbase.build_key((EntityCategory.ALARM, HA_GUEST_DATASOURCE, resource_id, alarm_id)))
 
     def _ok_status(self, entity_event: dict[str, Any]) -> bool:
         return bool(entity_event) and entity_event.get(FaultField.STATE) == FaultState.CLEARED
