@@ -17,8 +17,7 @@ from ha_guest.controller.endpoint import ControllerEndpoint
 from ha_guest.rpc import transport as rpc_transport
 from ha_guest.vitrage.datasources.ha_guest import HA_GUEST_DATASOURCE
 from ha_guest.vitrage.datasources.ha_guest.properties import EventType
-from tests.vitrage import base
-from tests.vitrage import test_resync
+from tests.vitrage import base, test_resync
 
 
 def host_fault(host: str, **extra: Any) -> dict[str, Any]:

@@ -232,7 +232,8 @@ class HAGuestDriver(AlarmDriverBase):
         if not isinstance(answer, list):
             raise TypeError("%s returned %s, not a list" % (method, type(answer).__name__))
         if method == "list_unregistered":
-            answer = [item["alarm"] for item in answer if isinstance(item, dict) and isinstance(item.get("alarm"), dict)]
+            announced = [item.get("alarm") for item in answer if isinstance(item, dict)]
+            answer = [alarm for alarm in announced if isinstance(alarm, dict)]
         return answer
 
     def _controller_client(self) -> Any:
