@@ -32,6 +32,15 @@ OPTS: list[cfg.Opt] = [
              'fails with FaultRegistryFull and an error is logged; a later state '
              'report of its compute agent adds the fault once there is room.',
     ),
+    cfg.FloatOpt(
+        'resync_clear_grace_s',
+        default=10.0,
+        min=0.0,
+        help='A compute agent that reports its recoveries and exits itself (its state reports say which agent '
+             'it is) gets a fault it no longer shows cleared by its state reports only once the fault has been '
+             'missing from them for this long: its recovery report, perhaps handled by another controller, '
+             'clears it first, so the sinks hear one "cleared". Older agents: cleared at once.',
+    ),
     cfg.IntOpt(
         'sink_queue_size',
         default=10000,

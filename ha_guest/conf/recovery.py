@@ -39,9 +39,11 @@ OPTS: list[cfg.Opt] = [
         'action_deadline_s',
         default=10.0,
         min=0.1,
+        mutable=True,
         help='An action not issued within this many seconds of the fault reaching the sink is not issued at '
              'all (logged as failed): a late reboot may hit a guest that has recovered or been repaired by '
-             'hand. Each HTTP request is bounded by [nova_api] connect_timeout and timeout as well.',
+             'hand. Each HTTP request is bounded by [nova_api] connect_timeout and timeout as well. '
+             'Reloaded on SIGHUP.',
     ),
     cfg.FloatOpt(
         'policy_cache_s',
@@ -66,6 +68,26 @@ OPTS: list[cfg.Opt] = [
         min=1,
         help='Faults waiting for a worker, per sink. When full, a new fault gets no action and an error is '
              'logged.',
+    ),
+    cfg.StrOpt(
+        'intent_topic',
+        default='ha_guest_recovery_intents',
+        help='Notification topic of the recovery intents. A controller with the recovery or masakari sink '
+             'publishes one intent per accepted fault report (or batch) before it answers the compute agent, '
+             'and every such controller consumes the queue <intent_topic>.info (the broker hands each intent to '
+             'one controller, and hands it to another if that one dies before it acknowledged it, which it does '
+             'once the actions are decided). Every controller of a deployment must use the same topic; keep it '
+             'apart from topics other services consume.',
+    ),
+    cfg.FloatOpt(
+        'unknown_incident_wait_s',
+        default=3.0,
+        min=0.0,
+        help='Seconds an intent for an incident this controller does not know (a controller just started, or a '
+             'peer\'s sync still on its way) waits for it to become known: from the peers, or from a state '
+             'report the controller asks the incident\'s compute host for. An incident known to have ended gets '
+             'no action; one still unknown after the wait is acted on (its fault report was accepted and nothing '
+             'says it ended).',
     ),
 ]
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any, Optional, Protocol
 
 from oslo_log import log as logging
@@ -12,7 +16,9 @@ from ha_guest.controller.registry import (
     CLEARED_BY_RECOVERED,
     Cleared,
     FaultRegistry,
+    Key,
     cleared_info,
+    key_of,
 )
 from ha_guest.rpc import payloads
 from ha_guest.rpc.errors import FaultRegistryFull
@@ -39,27 +45,48 @@ class Peers(Protocol):
     def sync_faults(self, faults: list[dict[str, Any]]) -> None: ...
 
 
+class Intents(Protocol):
+    """Where the recovery intents go (ha_guest.controller.recovery_intents.IntentPublisher)."""
+
+    def publish(self, faults: list[dict[str, Any]]) -> None: ...
+
+
 class FaultHandler:
     """Applies reports to the registry; raises sinks once per incident; keeps peers in step.
 
     Sink events are queued while the registry lock is held, so every sink sees
     a fault's raise before its clear. Peer casts go through their own worker
     thread: an RPC reply never waits for the broker round trip of a fanout.
+    With ``intents`` (an action sink is loaded), every new fault is published
+    as a recovery intent before report_fault answers; a fault whose intent
+    could not be sent is published again when the agent retries it.
     """
 
     def __init__(self, registry: FaultRegistry, sinks: SinkDispatcher, peers: Optional[Peers],
-                 peer_worker: Optional[Worker] = None) -> None:
+                 peer_worker: Optional[Worker] = None, intents: Optional[Intents] = None) -> None:
         self.registry = registry
         self.sinks = sinks
         self.peers = peers
         self.origin = peers.origin if peers is not None else ''
         self._peer_worker = peer_worker
+        self._intents = intents
+        #: Accepted faults whose recovery intent is not on the broker yet (oldest first, bounded).
+        self._unpublished: collections.OrderedDict[Key, None] = collections.OrderedDict()
+        #: Per thread: the intents of the batch under way (intent_batch), published once at its end.
+        self._batch = threading.local()
 
     # -- reports from compute agents ------------------------------------------------------------
 
-    def report_fault(self, fault: dict[str, Any]) -> dict[str, bool]:
-        """Record a fault; raise the sinks if it is new. Returns {"duplicate": bool}."""
+    def report_fault(self, fault: dict[str, Any], intents: Optional[list[dict[str, Any]]] = None
+                     ) -> dict[str, bool]:
+        """Record a fault; raise the sinks if it is new. Returns {"duplicate": bool}.
+
+        Its recovery intent is published before this returns (a failed publish
+        raises: the agent retries), or appended to ``intents`` for the caller
+        to publish (publish_intents), or to the batch of intent_batch().
+        """
         fault = payloads.fault(fault)
+        key = key_of(fault)
         with self.registry.lock:
             try:
                 new = self.registry.add(fault)
@@ -68,11 +95,55 @@ class FaultHandler:
                 raise
             if new:
                 self.sinks.fault_raised(dict(fault, **{RAISED_BY: RAISED_BY_REPORT}))
+            owed = self._intents is not None and (new or key in self._unpublished)
+            if owed:
+                self._owe(key)
         if new:
             self._to_peers('sync_fault', fault)
         else:
             LOG.debug('duplicate fault %s of instance %s', fault['incident_id'], fault['instance_uuid'])
+        if owed:
+            batch = intents if intents is not None else getattr(self._batch, 'faults', None)
+            if batch is not None:
+                batch.append(fault)
+            else:
+                self.publish_intents([fault])
         return {'duplicate': not new}
+
+    @contextlib.contextmanager
+    def intent_batch(self) -> Iterator[list[dict[str, Any]]]:
+        """Collect the intents of the report_fault calls made inside; publish them as one message at the end.
+
+        For report_batch: ``with self.intent_batch(): ...report_fault per item...``.
+        A failed publish raises (after the items were applied): the agent's
+        retry finds the faults known and publishes their intents again.
+        """
+        outer = getattr(self._batch, 'faults', None)
+        faults: list[dict[str, Any]] = [] if outer is None else outer
+        self._batch.faults = faults
+        try:
+            yield faults
+        finally:
+            if outer is None:
+                self._batch.faults = None
+        if outer is None:
+            self.publish_intents(faults)
+
+    def publish_intents(self, faults: list[dict[str, Any]]) -> None:
+        """Publish one recovery intent for ``faults`` (nothing if empty); raise if it could not be sent."""
+        if not faults or self._intents is None:
+            return
+        faults = list({key_of(fault): fault for fault in faults}.values())  # a batch may name one fault twice
+        try:
+            self._intents.publish(faults)
+        except Exception:
+            LOG.exception('recovery intent for %d fault(s) not sent (first: incident %s of instance %s); the '
+                          'compute agent\'s retry sends it again', len(faults), faults[0]['incident_id'],
+                          faults[0]['instance_uuid'])
+            raise
+        with self.registry.lock:
+            for fault in faults:
+                self._unpublished.pop(key_of(fault), None)
 
     def report_recovery(self, recovery: dict[str, Any]) -> None:
         """Clear the recovered incident."""
@@ -97,14 +168,19 @@ class FaultHandler:
         """Reconcile the registry with a compute agent's state report."""
         report = payloads.state_report(report)
         with self.registry.lock:
-            added, gone = self.registry.reconcile(report)
+            added, relearned, gone = self.registry.reconcile(report)
             for fault in added:
-                # Sinks that act (recovery) leave these alone: the fault may have been acted on before.
+                # An older agent's fault, never announced here; no recovery intent: it may have been acted on.
                 self.sinks.fault_raised(dict(fault, **{RAISED_BY: RAISED_BY_RESYNC}))
             self._clear_sinks(gone)
         for fault in added:
             LOG.info('state report of %s: fault %s of instance %s added', report['host'], fault['incident_id'],
                      fault['instance_uuid'])
+            self._to_peers('sync_fault', fault)
+        for fault in relearned:
+            # Announced when its fault report was accepted, and handed to recovery then: learned, not raised.
+            LOG.info('state report of %s: fault %s of instance %s re-learned (announced already)', report['host'],
+                     fault['incident_id'], fault['instance_uuid'])
             self._to_peers('sync_fault', fault)
         for item in gone:
             LOG.info('state report of %s: fault %s of instance %s cleared', report['host'],
@@ -169,7 +245,14 @@ class FaultHandler:
 
     def _clear_sinks(self, gone: list[Cleared]) -> None:
         for item in gone:
+            self._unpublished.pop(key_of(item.fault), None)  # an ended incident needs no recovery
             self.sinks.fault_cleared(item.fault, item.cleared)
+
+    def _owe(self, key: Key) -> None:
+        """Remember that ``key``'s intent is not sent yet (the registry lock is held)."""
+        self._unpublished[key] = None
+        while len(self._unpublished) > self.registry.max_faults:
+            self._unpublished.popitem(last=False)
 
     def _to_peers(self, method: str, *args: Any) -> None:
         if self.peers is None:

@@ -16,7 +16,8 @@ from ha_guest.controller.dispatch import SinkDispatcher, Worker
 from ha_guest.controller.endpoint import ControllerEndpoint, ControllerSyncEndpoint
 from ha_guest.controller.handler import FaultHandler
 from ha_guest.controller.nova_notifications import NovaNotificationEndpoint, get_listener
-from ha_guest.controller.registry import FaultRegistry
+from ha_guest.controller.recovery_intents import IntentCarrier, IntentPublisher, start_listener
+from ha_guest.controller.registry import ENDED, FaultRegistry
 from ha_guest.controller.sgm_directory import MemberDirectory
 from ha_guest.controller.sgm_router import SgmRouter
 from ha_guest.controller.watchers import Watchers
@@ -25,6 +26,7 @@ from ha_guest.rpc.compute_api import ComputeAPI
 from ha_guest.rpc.controller_api import controller_server_target
 from ha_guest.rpc.sync_api import ControllerSyncAPI, sync_server_target
 from ha_guest.sinks.base import NAMESPACE, FaultSink, IsActive
+from ha_guest.sinks.recovery import ActionSink
 
 LOG = logging.getLogger(__name__)
 
@@ -82,13 +84,18 @@ class ControllerManager:
         self.notification_transport = (notification_transport
                                        or rpc_transport.get_notification_transport(conf))
         opts = conf.controller
-        self.registry = FaultRegistry(opts.max_faults)
-        self.dispatcher = SinkDispatcher(load_sinks(conf, self.notification_transport, self.registry.is_active),
-                                         opts.sink_queue_size)
+        self.registry = FaultRegistry(opts.max_faults, opts.resync_clear_grace_s)
+        sinks = load_sinks(conf, self.notification_transport, self._not_ended)
+        self.dispatcher = SinkDispatcher(sinks, opts.sink_queue_size)
         self.peer_worker = Worker('peer-sync', opts.sink_queue_size)
         self.peers = ControllerSyncAPI(conf, self.origin, self.transport)
         self.compute_api = ComputeAPI(conf, self.transport)
-        self.handler = FaultHandler(self.registry, self.dispatcher, self.peers, self.peer_worker)
+        # Recovery intents only where a sink acts on them (recovery, masakari).
+        action_sinks = [sink for sink in sinks.values() if isinstance(sink, ActionSink)]
+        self.intents = IntentPublisher(conf, self.notification_transport, self.origin) if action_sinks else None
+        self.carrier = IntentCarrier(self.registry, action_sinks, self._ask_host,
+                                     conf.recovery.unknown_incident_wait_s) if action_sinks else None
+        self.handler = FaultHandler(self.registry, self.dispatcher, self.peers, self.peer_worker, self.intents)
         self.directory = MemberDirectory(conf, nova_connection_factory)
         self.router = SgmRouter(conf, self.directory, self.compute_api, self.peers)
         self.watchers = Watchers(conf, self.origin, self.dispatcher, self.peers)
@@ -107,6 +114,9 @@ class ControllerManager:
             server = rpc_transport.get_rpc_server(self.transport, target, [endpoint])
             server.start()
             self._servers.append(server)
+        if self.carrier is not None:
+            # After the sync server: an intent for an incident a peer knows waits for that peer's sync.
+            self._servers.append(start_listener(self.conf, self.notification_transport, self.carrier))
         if self.conf.sgm.enabled:
             self.directory.warm_up()
             self._start_nova_listener()
@@ -139,6 +149,14 @@ class ControllerManager:
         self._servers.append(listener)
         LOG.info('server group messaging: Nova notifications on topic(s) %s, exchange %s, pool %s',
                  ', '.join(opts.notification_topics), opts.notification_exchange, opts.notification_pool)
+
+    def _not_ended(self, instance_uuid: str, incident_id: str) -> bool:
+        """What the action sinks ask just before they act: the incident is not known to have ended."""
+        return self.registry.state_of((instance_uuid, incident_id)) != ENDED
+
+    def _ask_host(self, host: str) -> None:
+        """Ask one compute agent for a state report (an intent's incident is unknown here)."""
+        self.compute_api.request_state_report({}, host=host)
 
     def resync(self) -> None:
         """Ask the peers for their faults and every compute agent for a state report."""

@@ -37,9 +37,9 @@ class ComputeAPI(RPCClientBase):
         target = oslo_messaging.Target(topic=conf.rpc.compute_topic, version=self.VERSION)
         super().__init__(conf, transport, target, conf.rpc.compute_version_cap, timeout)
 
-    def request_state_report(self, ctxt: Context) -> None:
-        """Ask every compute agent for a state report now (fanout cast)."""
-        cctxt = self._prepare('1.0', fanout=True)
+    def request_state_report(self, ctxt: Context, host: Optional[str] = None) -> None:
+        """Ask every compute agent (fanout cast), or the one of ``host``, for a state report now."""
+        cctxt = self._prepare('1.0', fanout=True) if host is None else self._prepare('1.0', server=host)
         cctxt.cast(context_dict(ctxt), 'request_state_report')
 
     def sgm_deliver(self, ctxt: Context, host: str, deliveries: list[dict[str, Any]],

@@ -17,6 +17,12 @@ RECOVERY_KEYS = ('instance_uuid', 'host', 'incident_id', 'recovered_at')
 EXIT_KEYS = ('instance_uuid', 'host', 'reason', 'at')
 REPORT_KEYS = ('host', 'at', 'instances')
 REPORT_INSTANCE_KEYS = ('instance_uuid', 'state', 'interval_ms', 'incident_id', 'fault_kind', 'reason')
+# Optional keys (API 1.2; absent: an older compute agent): report "agent" {version, started_at,
+# report_interval_s}; per instance the open incident's original detected_at, announced (a controller
+# acknowledged its fault), registered (its guest registered) and since (running here since, wall clock).
+REPORT_AGENT_NUMBERS = ('started_at', 'report_interval_s')
+REPORT_INSTANCE_NUMBERS = ('detected_at', 'since')
+REPORT_INSTANCE_FLAGS = ('announced', 'registered')
 
 KIND_MISSED = 'missed'
 KIND_UNHEALTHY = 'unhealthy'
@@ -109,7 +115,7 @@ def _report_instance(data: Any, index: int) -> dict[str, Any]:
         fault_kind = _kind(fault_kind, what, 'fault_kind')
     elif fault_kind is not None:
         raise InvalidPayload('%s: fault_kind %r without an incident_id' % (what, fault_kind))
-    return {
+    item = {
         'instance_uuid': _text(data, 'instance_uuid', what),
         'state': _text(data, 'state', what),
         'interval_ms': _count(data, 'interval_ms', what),
@@ -117,6 +123,16 @@ def _report_instance(data: Any, index: int) -> dict[str, Any]:
         'fault_kind': fault_kind,
         'reason': str(data.get('reason') or ''),
     }
+    # Optional keys of newer agents (absent: an older agent, and the controller behaves as it always did).
+    for key in ('detected_at', 'since'):
+        if data.get(key) is not None:
+            item[key] = _number(data, key, what)
+    for key in ('announced', 'registered'):
+        if key in data:
+            if not isinstance(data[key], bool):
+                raise InvalidPayload('%s: %r must be true or false, not %r' % (what, key, data[key]))
+            item[key] = data[key]
+    return item
 
 
 def state_report(data: Any) -> dict[str, Any]:
@@ -126,8 +142,15 @@ def state_report(data: Any) -> dict[str, Any]:
     instances = data.get('instances')
     if not isinstance(instances, list):
         raise InvalidPayload('%s: %r must be a list, not %r' % (what, 'instances', type(instances).__name__))
-    return {
+    report: dict[str, Any] = {
         'host': _text(data, 'host', what),
         'at': _number(data, 'at', what),
         'instances': [_report_instance(item, i) for i, item in enumerate(instances)],
     }
+    agent = data.get('agent')
+    if agent is not None:
+        agent = _mapping(agent, '%s: agent' % what)
+        report['agent'] = {'version': str(agent.get('version') or ''),
+                           'started_at': _number(agent, 'started_at', '%s: agent' % what, 0.0),
+                           'report_interval_s': _number(agent, 'report_interval_s', '%s: agent' % what, 0.0)}
+    return report

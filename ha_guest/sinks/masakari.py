@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from openstack import exceptions as sdk_exceptions
 from oslo_log import log as logging
 
 from ha_guest.nova import specs
-from ha_guest.sinks.recovery import ActionSink, describe_error, iso_utc
+from ha_guest.sinks.recovery import ActionSink, AlreadyDone, describe_error, iso_utc
 
 LOG = logging.getLogger(__name__)
 
@@ -43,9 +44,16 @@ class MasakariSink(ActionSink):
             return self.connection.instance_ha
 
     def _act(self, action: str, fault: dict[str, Any]) -> None:
-        # Masakari answers 409 for a duplicate (same payload within its detection interval) or a host in
-        # maintenance, 404/400 for a host it has no segment for: reported as failed with its message.
-        self.instance_ha().create_notification(**vm_notification(fault))
+        # Masakari answers 409 for a duplicate (same payload within its detection interval): an earlier try
+        # (a redelivered intent) got through. A 409 for a host in maintenance, 404/400 for a host without a
+        # segment: reported as failed with its message.
+        try:
+            self.instance_ha().create_notification(**vm_notification(fault))
+        except sdk_exceptions.ConflictException as exc:
+            if 'duplicate' not in ('%s %s' % (exc.message, exc.details)).lower():
+                raise
+            raise AlreadyDone('Masakari has this notification already (HTTP 409: %s)'
+                              % (exc.details or exc.message)) from None
 
     def _warm_up(self) -> None:
         # A token, the catalog, Nova's version document (for the policy lookup) and Masakari's endpoint.

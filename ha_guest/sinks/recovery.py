@@ -1,9 +1,10 @@
 """The "recovery" fault sink: hard reboot or stop an instance through the Nova API, as its flavor asks.
 
-ActionSink holds what the "recovery" and "masakari" sinks share: per fault,
-one decision, taken off the sink's thread in a small pool of its own, once
-per incident, never for a fault that has cleared, every API call bounded, and
-one log line that says what was decided and why.
+ActionSink holds what the "recovery" and "masakari" sinks share: per fault
+of a recovery intent (ha_guest.controller.recovery_intents), one decision,
+taken in a small pool of the sink's own, once per incident, never for a fault
+known to have ended, never when Nova (or Masakari) shows it done already,
+every API call bounded, and one log line that says what was decided and why.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ha_guest.conf import recovery as recovery_conf
 from ha_guest.nova import specs
 from ha_guest.sinks import openstack_client
 from ha_guest.sinks.action_pool import ActionPool
-from ha_guest.sinks.base import RAISED_BY, RAISED_BY_RESYNC, FaultSink, IsActive
+from ha_guest.sinks.base import FaultSink, IsActive
 from ha_guest.sinks.recovery_policy import PolicyLookup, PolicyUnknown
 
 LOG = logging.getLogger(__name__)
@@ -36,7 +37,12 @@ MEMORY = 100000
 #: Seconds close() waits for actions under way.
 CLOSE_TIMEOUT_S = 5.0
 
-ACTED, SKIPPED, FAILED = 'acted', 'skipped', 'failed'
+ACTED, ALREADY_DONE, SKIPPED, FAILED = 'acted', 'already_done', 'skipped', 'failed'
+#: Seconds Nova's clock may be behind the compute host's when a reboot or stop since detection is looked for;
+#: the action of an earlier incident comes seconds earlier (the guest boots and registers again first).
+CLOCK_SKEW_S = 1.0
+#: Nova's instance action names of our actions.
+NOVA_ACTIONS = {specs.RECOVERY_REBOOT: 'reboot', specs.RECOVERY_STOP: 'stop'}
 
 #: The sink that carries out each value of ha_guest:recovery ("none" is logged by "recovery").
 OWNERS = {
@@ -62,6 +68,45 @@ def describe_error(exc: BaseException, timeouts: tuple[float, float]) -> str:
 def iso_utc(epoch: float) -> str:
     """Return an epoch time as the naive UTC ISO 8601 text OpenStack APIs use."""
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')
+
+
+def parse_time(text: Any) -> Optional[datetime.datetime]:
+    """Return an OpenStack API time (ISO 8601, naive or Z) as a naive UTC datetime, or None."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(text.replace('Z', '+00:00'))
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+class AlreadyDone(Exception):
+    """The action this fault needs was taken already (by an earlier try, a peer, or by hand); why in words."""
+
+
+class Pending:
+    """The outcomes of an intent's faults in one sink, filled in by the pool; wait() returns them."""
+
+    def __init__(self, count: int) -> None:
+        self.outcomes: list[Optional[str]] = [None] * count
+        self._left = count
+        self._done = threading.Condition()
+
+    def set(self, index: int, outcome: str) -> None:
+        """Record the outcome of fault ``index``."""
+        with self._done:
+            self.outcomes[index] = outcome
+            self._left -= 1
+            self._done.notify_all()
+
+    def wait(self, timeout: Optional[float] = None) -> list[str]:
+        """Wait until every fault is decided (or ``timeout``); return the outcomes ("pending" if undecided)."""
+        with self._done:
+            self._done.wait_for(lambda: self._left <= 0, timeout)
+            return [outcome or 'pending' for outcome in self.outcomes]
 
 
 class _Memory:
@@ -125,19 +170,38 @@ class ActionSink(FaultSink):
     # -- FaultSink -----------------------------------------------------------------------------------
 
     def fault_raised(self, fault: dict[str, Any]) -> None:
-        """Decide at once what needs no API call; queue the rest for the pool."""
-        received = self._clock()
-        if not self.opts.enabled:
-            self._log(fault, SKIPPED, 'disabled', 'skipped because [recovery] enabled is false')
-        elif fault.get(RAISED_BY) == RAISED_BY_RESYNC:
-            self._log(fault, SKIPPED, 'resync',
-                      'skipped because this controller learned of the fault from a state report (resync), not '
-                      'from its compute agent: the controller it was reported to took care of it')
-        elif not self._taken.add(self._key(fault)):
-            self._log(fault, SKIPPED, 'duplicate', 'skipped because this incident was handled already')
-        elif not self.pool.submit(self._carry_out, fault, received):
-            self._log(fault, FAILED, 'queue_full', 'failed because %d faults already wait for an action '
-                      '([recovery] queue_size)' % self.opts.queue_size, std_logging.ERROR)
+        """Nothing: the fault's recovery intent, on the broker, brings it to one controller's sink."""
+
+    # -- recovery intents -----------------------------------------------------------------------------
+
+    def carry_out_intent(self, faults: list[dict[str, Any]], received: Optional[float] = None) -> Pending:
+        """Decide at once what needs no API call, queue the rest for the pool; wait() on the result.
+
+        ``received``: when the fault was accepted (this sink's clock; default now), for [recovery]
+        action_deadline_s.
+        """
+        received = self._clock() if received is None else received
+        pending = Pending(len(faults))
+        for index, fault in enumerate(faults):
+            if not self.opts.enabled:
+                outcome = self.record(fault, SKIPPED, 'disabled', 'skipped because [recovery] enabled is false')
+            elif not self._taken.add(self._key(fault)):
+                outcome = self.record(fault, SKIPPED, 'duplicate', 'skipped because this incident was handled '
+                                      'already')
+            elif self.pool.submit(self._decide, fault, received, pending, index):
+                continue
+            else:
+                outcome = self.record(fault, FAILED, 'queue_full', 'failed because %d faults already wait for an '
+                                      'action ([recovery] queue_size)' % self.opts.queue_size, std_logging.ERROR)
+            pending.set(index, outcome)
+        return pending
+
+    def _decide(self, fault: dict[str, Any], received: float, pending: Pending, index: int) -> None:
+        outcome = FAILED
+        try:
+            outcome = self._carry_out(fault, received)
+        finally:
+            pending.set(index, outcome)
 
     def fault_cleared(self, fault: dict[str, Any], cleared: dict[str, Any]) -> None:
         """Remember the end of the incident, should no registry be bound."""
@@ -160,6 +224,9 @@ class ActionSink(FaultSink):
         """Authenticate and discover endpoints now, so the first fault does not pay for it."""
         raise NotImplementedError
 
+    def _check_done(self, action: str, fault: dict[str, Any]) -> None:
+        """Raise AlreadyDone if the action was taken since the fault's detection (default: never known)."""
+
     def compute(self) -> Any:
         """Return the connection's compute proxy."""
         with self._proxy_lock:
@@ -172,36 +239,47 @@ class ActionSink(FaultSink):
         try:
             action, cached = self.policies.get(fault['instance_uuid'])
         except sdk_exceptions.NotFoundException:
-            return self._log(fault, SKIPPED, 'not_found', 'skipped because Nova does not know the instance')
+            return self.record(fault, SKIPPED, 'not_found', 'skipped because Nova does not know the instance')
         except PolicyUnknown as exc:
-            return self._log(fault, FAILED, 'policy_unknown', 'failed because its recovery policy is '
+            return self.record(fault, FAILED, 'policy_unknown', 'failed because its recovery policy is '
                              'unknown: %s' % exc, std_logging.ERROR)
         except Exception as exc:
-            return self._log(fault, FAILED, 'lookup_error', 'failed because looking the instance up in Nova '
+            return self.record(fault, FAILED, 'lookup_error', 'failed because looking the instance up in Nova '
                              'failed: %s' % describe_error(exc, self.timeouts), std_logging.ERROR)
         if action not in self.actions:
             return self._not_ours(fault, action)
         what = self.actions[action]
         elapsed = self._clock() - received
         if elapsed > self.opts.action_deadline_s:
-            return self._log(fault, FAILED, 'deadline', 'failed because %s was not issued within [recovery] '
+            return self.record(fault, FAILED, 'deadline', 'failed because %s was not issued within [recovery] '
                              'action_deadline_s (%.1fs after the fault arrived)' % (what, elapsed),
                              std_logging.ERROR)
         key = self._key(fault)
         if key in self._cleared or not self.is_active(*key):
-            return self._log(fault, SKIPPED, 'cleared', 'skipped because the fault cleared before %s was issued'
+            return self.record(fault, SKIPPED, 'cleared', 'skipped because the fault cleared before %s was issued'
                              % what)
+        try:
+            self._check_done(action, fault)
+        except AlreadyDone as done:
+            return self.record(fault, ALREADY_DONE, action, 'nothing to do: %s' % done)
+        except sdk_exceptions.NotFoundException:
+            return self.record(fault, SKIPPED, 'not_found', 'skipped because the instance is gone')
+        except Exception as exc:
+            return self.record(fault, FAILED, 'check_error', 'failed because checking whether %s was done already '
+                               'failed: %s' % (what, describe_error(exc, self.timeouts)), std_logging.ERROR)
         LOG.warning('%s sink: instance %s, incident %s: acting: %s (policy %s%s; %.0f ms after detection)',
                     self.name, key[0], key[1], what, action, ', cached' if cached else '',
                     self._since_detection(fault))
         try:
             self._act(action, fault)
+        except AlreadyDone as done:
+            return self.record(fault, ALREADY_DONE, action, 'nothing to do: %s' % done)
         except sdk_exceptions.NotFoundException:
-            return self._log(fault, SKIPPED, 'not_found', 'skipped because the instance is gone')
+            return self.record(fault, SKIPPED, 'not_found', 'skipped because the instance is gone')
         except Exception as exc:
-            return self._log(fault, FAILED, 'action_error', 'failed because %s failed: %s'
+            return self.record(fault, FAILED, 'action_error', 'failed because %s failed: %s'
                              % (what, describe_error(exc, self.timeouts)), std_logging.ERROR)
-        return self._log(fault, ACTED, action, 'done: %s accepted %.0f ms after detection'
+        return self.record(fault, ACTED, action, 'done: %s accepted %.0f ms after detection'
                          % (what, self._since_detection(fault)))
 
     def _not_ours(self, fault: dict[str, Any], action: str) -> str:
@@ -210,12 +288,12 @@ class ActionSink(FaultSink):
         if action == specs.RECOVERY_NONE:
             # Said once per fault: by the "recovery" sink, or by this one when that sink is not loaded.
             level = std_logging.INFO if owner == self.name or not enabled else std_logging.DEBUG
-            return self._log(fault, SKIPPED, 'no_policy', 'nothing to do: the flavor asks for no recovery '
+            return self.record(fault, SKIPPED, 'no_policy', 'nothing to do: the flavor asks for no recovery '
                              '(ha_guest:recovery none or unset)', level)
         if enabled:
-            return self._log(fault, SKIPPED, 'other_sink', 'left to the %s sink (policy %s)' % (owner, action),
+            return self.record(fault, SKIPPED, 'other_sink', 'left to the %s sink (policy %s)' % (owner, action),
                              std_logging.DEBUG)
-        return self._log(fault, SKIPPED, 'sink_missing', 'not done: the flavor asks for %s, but the %s sink is not '
+        return self.record(fault, SKIPPED, 'sink_missing', 'not done: the flavor asks for %s, but the %s sink is not '
                          'in [controller] fault_sinks' % (action, owner), std_logging.WARNING)
 
     # -- helpers --------------------------------------------------------------------------------------
@@ -232,8 +310,9 @@ class ActionSink(FaultSink):
         # detected_at is the compute host's clock: with NTP, good to a few ms.
         return max(0.0, (time.time() - float(fault['detected_at'])) * 1000.0)
 
-    def _log(self, fault: dict[str, Any], outcome: str, reason: str, message: str,
-             level: int = std_logging.INFO) -> str:
+    def record(self, fault: dict[str, Any], outcome: str, reason: str, message: str,
+               level: int = std_logging.INFO) -> str:
+        """Count and log one decision; return ``outcome``."""
         with self._counts_lock:
             self.counts[outcome] += 1
         self.decisions.append((fault['instance_uuid'], fault['incident_id'], outcome, reason))
@@ -247,6 +326,21 @@ class RecoverySink(ActionSink):
 
     name = 'recovery'
     actions = {specs.RECOVERY_REBOOT: 'a hard reboot through Nova', specs.RECOVERY_STOP: 'a stop through Nova'}
+
+    def _check_done(self, action: str, fault: dict[str, Any]) -> None:
+        """Ask Nova: stopped already (stop), or a reboot / stop of the instance since the fault's detection."""
+        compute = self.compute()
+        instance = fault['instance_uuid']
+        if action == specs.RECOVERY_STOP and compute.get_server(instance).status == 'SHUTOFF':
+            raise AlreadyDone('the instance is stopped already (SHUTOFF)')
+        since = iso_utc(float(fault['detected_at']) - CLOCK_SKEW_S)
+        detected = parse_time(since)
+        for done in compute.server_actions(instance, changes_since=since):
+            started = parse_time(done.start_time)
+            if done.action == NOVA_ACTIONS[action] and started is not None and detected is not None \
+                    and started >= detected:
+                raise AlreadyDone('Nova shows a %s of the instance since the fault was detected (request %s, '
+                                  'started %s)' % (done.action, done.request_id, done.start_time))
 
     def _act(self, action: str, fault: dict[str, Any]) -> None:
         compute = self.compute()

@@ -5,9 +5,13 @@ itself), GET /servers/{id} (the embedded flavor carries ``extra_specs`` from
 compute microversion 2.47 on, as Nova's does; ``server_groups`` from 2.71 on;
 host, vm_state and the integer power_state per server), GET
 /os-server-groups/{id} (members; ``policy``/``rules`` from 2.64 on, else
-``policies``), POST /servers/{id}/action (``reboot`` and ``os-stop`` only) and
-POST /notifications of Masakari (checked against Masakari's request schema for
-VM notifications). Every request is recorded with its arrival time; servers
+``policies``), POST /servers/{id}/action (``reboot`` and ``os-stop`` only;
+recorded as an instance action on arrival, as Nova's API does before it
+answers; a stop leaves the server SHUTOFF), GET
+/servers/{id}/os-instance-actions (``changes-since``) and POST
+/notifications of Masakari (checked against Masakari's request schema for
+VM notifications; the same notification again within its duplicate
+detection interval is refused with 409, as Masakari does). Every request is recorded with its arrival time; servers
 and groups can be told to answer slowly. The tests, the demo and the SGM
 benchmark use it; it is no Nova for production.
 """
@@ -20,6 +24,7 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 import uuid
 from typing import Any, Optional
 
@@ -39,11 +44,20 @@ POWER_STATES = {'pending': 0, 'running': 1, 'paused': 3, 'shutdown': 4, 'crashed
 
 _SERVER = re.compile(r'^/compute/v2\.1/servers/([^/]+)$')
 _ACTION = re.compile(r'^/compute/v2\.1/servers/([^/]+)/action$')
+_INSTANCE_ACTIONS = re.compile(r'^/compute/v2\.1/servers/([^/]+)/os-instance-actions$')
 _GROUP = re.compile(r'^/compute/v2\.1/os-server-groups/([^/]+)$')
 _UUID = re.compile(r'^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$', re.I)
 #: Masakari's VM payload schema: exactly these keys, all required.
 _VM_PAYLOAD_KEYS = {'instance_uuid', 'vir_domain_event', 'event'}
 _NOTIFICATION_KEYS = {'type', 'hostname', 'generated_time', 'payload'}
+#: Masakari's [DEFAULT] duplicate_notification_detection_interval default (seconds).
+DUPLICATE_INTERVAL_S = 180
+#: Nova's instance action names of the server actions the stub accepts.
+_ACTION_NAMES = {'reboot': 'reboot', 'os-stop': 'stop'}
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(epoch)) + ('%.6f' % (epoch % 1))[1:]
 
 
 @dataclasses.dataclass
@@ -69,8 +83,16 @@ class Server:
     power_state: str = 'running'
     #: Seconds GET /servers/{id} waits before answering.
     get_delay: float = 0.0
-    #: Seconds POST /servers/{id}/action waits before answering.
+    #: Seconds POST /servers/{id}/action waits before answering (the action is recorded on arrival).
     action_delay: float = 0.0
+    #: Nova's instance actions of the server, oldest first: {"action", "request_id", "start_time", ...}.
+    instance_actions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """The API's status of the server (from its vm_state)."""
+        return {'stopped': 'SHUTOFF', 'error': 'ERROR', 'paused': 'PAUSED', 'suspended': 'SUSPENDED'}.get(
+            self.vm_state, 'ACTIVE')
 
 
 @dataclasses.dataclass
@@ -106,6 +128,8 @@ class OpenStackStub:
         self.lock = threading.RLock()  # wait_for() predicates call matching() under it
         self.arrived = threading.Condition(self.lock)
         self._stopping = threading.Event()
+        #: Masakari notifications accepted: (hostname, type, payload as JSON, generated_time epoch).
+        self._masakari_seen: list[tuple[str, str, str, float]] = []
         stub = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -202,6 +226,13 @@ class OpenStackStub:
         """Return the recorded Masakari notification requests."""
         return self.matching('POST', '/instance-ha/v1/notifications')
 
+    def instance_actions(self, server_uuid: str, name: Optional[str] = None) -> list[dict[str, Any]]:
+        """Return the instance actions Nova recorded for a server (of one name, e.g. "reboot", if given)."""
+        with self.lock:
+            server = self.servers.get(server_uuid)
+            actions = list(server.instance_actions) if server is not None else []
+        return [a for a in actions if name is None or a['action'] == name]
+
     def wait_for(self, predicate: Any, timeout: float) -> bool:
         """Wait until ``predicate()`` holds (checked on every request); return whether it did."""
         deadline = time.monotonic() + timeout
@@ -217,6 +248,7 @@ class OpenStackStub:
 
     def _handle(self, handler: http.server.BaseHTTPRequestHandler, method: str) -> None:
         path = handler.path.split('?', 1)[0].rstrip('/') or '/'
+        query = urllib.parse.parse_qs(handler.path.split('?', 1)[1]) if '?' in handler.path else {}
         length = int(handler.headers.get('Content-Length') or 0)
         raw = handler.rfile.read(length) if length else b''
         try:
@@ -228,7 +260,7 @@ class OpenStackStub:
             self.requests.append(Request(method, path, dict(handler.headers.items()), body, time.monotonic()))
             self.arrived.notify_all()
         try:
-            status, doc, headers = self._route(method, path, handler.headers, body)
+            status, doc, headers = self._route(method, path, handler.headers, body, query)
         except Exception as exc:  # a bug in the stub must show, not hang the client
             status, doc, headers = 500, {'error': repr(exc)}, {}
         self._send(handler, status, doc, headers)
@@ -251,7 +283,8 @@ class OpenStackStub:
         if seconds > 0:
             self._stopping.wait(seconds)
 
-    def _route(self, method: str, path: str, headers: Any, body: Any) -> tuple[int, Any, dict[str, str]]:
+    def _route(self, method: str, path: str, headers: Any, body: Any,
+               query: Optional[dict[str, list[str]]] = None) -> tuple[int, Any, dict[str, str]]:
         if method == 'GET' and path in ('/identity', '/identity/v3'):
             return 200, self._identity_versions(path), {}
         if method == 'POST' and path == '/identity/v3/auth/tokens':
@@ -271,6 +304,9 @@ class OpenStackStub:
         match = _ACTION.match(path)
         if method == 'POST' and match:
             return self._action(match.group(1), body)
+        match = _INSTANCE_ACTIONS.match(path.split('?', 1)[0])
+        if method == 'GET' and match:
+            return self._instance_actions(match.group(1), query)
         if method == 'POST' and path == '/instance-ha/v1/notifications':
             return self._notification(body)
         return 404, {'error': 'no such resource %s %s' % (method, path)}, {}
@@ -329,7 +365,7 @@ class OpenStackStub:
         else:
             flavor = {'id': 'stub-flavor', 'links': []}
         doc: dict[str, Any] = {'server': {
-            'id': server.uuid, 'name': 'vm-%s' % server.uuid[:8], 'status': 'ACTIVE', 'tenant_id': PROJECT_ID,
+            'id': server.uuid, 'name': 'vm-%s' % server.uuid[:8], 'status': server.status, 'tenant_id': PROJECT_ID,
             'user_id': 'demo', 'flavor': flavor, 'metadata': {}, 'addresses': {}, 'links': [],
             'OS-EXT-SRV-ATTR:host': server.host, 'OS-EXT-STS:vm_state': server.vm_state,
             'OS-EXT-STS:task_state': None, 'OS-EXT-STS:power_state': POWER_STATES.get(server.power_state, 0),
@@ -362,8 +398,30 @@ class OpenStackStub:
             return 404, {'itemNotFound': {'code': 404, 'message': 'Instance %s could not be found.' % server_uuid}}, {}
         if body not in ({'reboot': {'type': 'HARD'}}, {'reboot': {'type': 'SOFT'}}, {'os-stop': None}):
             return 400, {'badRequest': {'code': 400, 'message': 'stub nova: unexpected action %r' % (body,)}}, {}
+        name = _ACTION_NAMES[next(iter(body))]
+        with self.lock:
+            # Nova records the instance action in its API, before it answers (and before the compute host acts).
+            server.instance_actions.append({
+                'action': name, 'instance_uuid': server.uuid, 'request_id': 'req-%s' % uuid.uuid4(),
+                'user_id': 'ha-guest', 'project_id': PROJECT_ID, 'start_time': _iso(time.time()),
+                'message': None, 'updated_at': None})
+            if name == 'stop':
+                server.vm_state, server.power_state = 'stopped', 'shutdown'
         self._sleep(server.action_delay)
         return 202, None, {}
+
+    def _instance_actions(self, server_uuid: str, query: Optional[dict[str, list[str]]]
+                          ) -> tuple[int, Any, dict[str, str]]:
+        with self.lock:
+            server = self.servers.get(server_uuid)
+            actions = [dict(a) for a in server.instance_actions] if server is not None else []
+        if server is None:
+            return 404, {'itemNotFound': {'code': 404, 'message': 'Instance %s could not be found.' % server_uuid}}, {}
+        since = (query or {}).get('changes-since', [None])[0]
+        if since:
+            # Both are naive UTC ISO 8601 with microseconds: they compare as text.
+            actions = [a for a in actions if a['start_time'] >= since]
+        return 200, {'instanceActions': list(reversed(actions))}, {}  # Nova lists newest first
 
     # -- Masakari -------------------------------------------------------------------------------------
 
@@ -390,6 +448,15 @@ class OpenStackStub:
             problem = 'generated_time must be an ISO 8601 date-time'
         if problem or note is None:
             return 400, {'badRequest': {'code': 400, 'message': 'stub masakari: %s' % problem}}, {}
+        seen = (note['hostname'], note['type'], json.dumps(note['payload'], sort_keys=True),
+                time.mktime(time.strptime(note['generated_time'][:19], '%Y-%m-%dT%H:%M:%S')))
+        with self.lock:
+            if any(old[:3] == seen[:3] and abs(old[3] - seen[3]) < DUPLICATE_INTERVAL_S
+                   for old in self._masakari_seen):
+                # Masakari's DuplicateNotification (its API's 409).
+                return 409, {'conflictingRequest': {'code': 409, 'message': 'Notification received from host %s '
+                             'of type \'%s\' is duplicate.' % (note['hostname'], note['type'])}}, {}
+            self._masakari_seen.append(seen)
         doc = dict(note, id=1, notification_uuid=str(uuid.uuid4()), status='new', source_host_uuid=str(uuid.uuid4()),
                    created_at=note['generated_time'], updated_at=None)
         return 202, {'notification': doc}, {}

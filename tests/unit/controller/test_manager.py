@@ -80,3 +80,43 @@ class TestManager(testtools.TestCase):
         manager.stop()
         manager.stop()  # twice is harmless
         self.assertFalse(manager.peer_worker.alive())
+
+
+class TestManagerRecovery(testtools.TestCase):
+    """With an action sink: the intent goes over the (fake) broker and comes back to this controller's sink."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        from ha_guest.testing.openstack_stub import OpenStackStub, configure_nova_api
+
+        self.conf = self.useFixture(ConfFixture(host='ctl-1')).conf
+        self.conf.set_override('fault_sinks', ['log', 'recovery'], group='controller')
+        self.stub = OpenStackStub()
+        self.stub.start()
+        self.addCleanup(self.stub.stop)
+        configure_nova_api(self.conf, self.stub)
+        self.transport = rpc_transport.get_rpc_transport(self.conf)
+        self.addCleanup(self.transport.cleanup)
+        self.api = rpc.ControllerAPI(self.conf, self.transport)
+
+    def test_intent_round_trip(self) -> None:
+        manager = ControllerManager(self.conf, self.transport, self.transport)
+        manager.start()
+        self.addCleanup(manager.stop)
+        self.assertIsNotNone(manager.intents)
+        server = self.stub.add_server({'ha_guest:heartbeat': 'true', 'ha_guest:recovery': 'reboot'})
+        self.assertEqual({'duplicate': False}, self.api.report_fault(None, fault(instance=server.uuid,
+                                                                                at=time.time())))
+        self.assertTrue(self.stub.wait_for(lambda: self.stub.actions(server.uuid), TIMEOUT))
+        self.assertEqual(['reboot'], [a['action'] for a in self.stub.instance_actions(server.uuid)])
+        deadline = time.monotonic() + TIMEOUT
+        sink = manager.dispatcher.sinks['recovery']
+        while not sink.counts and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.02)
+        self.assertEqual({'acted': 1}, dict(sink.counts))  # type: ignore[attr-defined]
+
+    def test_no_action_sink_no_intents(self) -> None:
+        self.conf.set_override('fault_sinks', ['log'], group='controller')
+        manager = ControllerManager(self.conf, self.transport, self.transport)
+        self.assertIsNone(manager.intents)
+        self.assertIsNone(manager.carrier)

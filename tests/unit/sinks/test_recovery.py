@@ -13,10 +13,20 @@ import testtools
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
 from openstack.compute.v2.server import Server
+from openstack.compute.v2.server_action import ServerAction
 
 from ha_guest.sinks import base
 from ha_guest.sinks.masakari import MasakariSink, vm_notification
-from ha_guest.sinks.recovery import ACTED, FAILED, SKIPPED, ActionSink, RecoverySink, iso_utc
+from ha_guest.sinks.recovery import (
+    ACTED,
+    ALREADY_DONE,
+    FAILED,
+    SKIPPED,
+    ActionSink,
+    RecoverySink,
+    iso_utc,
+    parse_time,
+)
 from ha_guest.sinks.recovery_policy import PolicyLookup, PolicyUnknown, policy_of
 from tests.messaging import ConfFixture
 
@@ -31,7 +41,7 @@ def server(extra_specs: Optional[dict[str, str]] = None, embedded: bool = True) 
         flavor = {'original_name': 'm1.ha', 'vcpus': 1, 'ram': 512}
         if extra_specs is not None:
             flavor['extra_specs'] = extra_specs
-    return Server(id=str(uuid.uuid4()), flavor=flavor)
+    return Server(id=str(uuid.uuid4()), flavor=flavor, status='ACTIVE')
 
 
 def make_fault(instance: Optional[str] = None, incident: Optional[str] = None, **extra: Any) -> dict[str, Any]:
@@ -51,6 +61,9 @@ class FakeCompute:
         self.get_error: Optional[BaseException] = None
         self.action_error: Optional[BaseException] = None
         self.on_get: Optional[Callable[[str], None]] = None
+        #: Nova's instance actions per server: ServerAction-like objects.
+        self.instance_actions: dict[str, list[Any]] = {}
+        self.actions_error: Optional[BaseException] = None
 
     def add(self, extra_specs: Optional[dict[str, str]] = None, embedded: bool = True) -> str:
         srv = server(extra_specs, embedded)
@@ -67,15 +80,30 @@ class FakeCompute:
             raise sdk_exceptions.NotFoundException('No Server found for %s' % instance_uuid)
         return self.servers[instance_uuid]
 
+    def record_action(self, instance_uuid: str, name: str, at: Optional[float] = None) -> None:
+        """Nova records an instance action (as its API does before it answers)."""
+        action = ServerAction(action=name, request_id='req-%s' % uuid.uuid4(),
+                              start_time=iso_utc(time.time() if at is None else at))
+        self.instance_actions.setdefault(instance_uuid, []).append(action)
+
+    def server_actions(self, instance_uuid: str, changes_since: Optional[str] = None) -> list[Any]:
+        self.calls.append(('actions', instance_uuid, changes_since))
+        if self.actions_error is not None:
+            raise self.actions_error
+        return [a for a in self.instance_actions.get(instance_uuid, [])
+                if changes_since is None or a.start_time >= changes_since]
+
     def reboot_server(self, instance_uuid: str, reboot_type: str) -> None:
         self.calls.append(('reboot', instance_uuid, reboot_type))
         if self.action_error is not None:
             raise self.action_error
+        self.record_action(instance_uuid, 'reboot')
 
     def stop_server(self, instance_uuid: str) -> None:
         self.calls.append(('stop', instance_uuid))
         if self.action_error is not None:
             raise self.action_error
+        self.record_action(instance_uuid, 'stop')
 
     def get_endpoint_data(self) -> None:
         self.calls.append(('warm-up',))
@@ -205,8 +233,10 @@ class SinkTestCase(testtools.TestCase):
         return (instance_uuid, incident_id) in self.active
 
     def raise_fault(self, sink: ActionSink, fault: dict[str, Any]) -> dict[str, Any]:
+        """The fault's recovery intent reaches the sink; returns once it is decided."""
         self.active.add((fault['instance_uuid'], fault['incident_id']))
-        sink.fault_raised(dict(fault))
+        outcomes = sink.carry_out_intent([dict(fault)]).wait(WAIT)
+        self.assertNotIn('pending', outcomes)
         self.assertTrue(sink.pool.wait_idle(WAIT))
         return fault
 
@@ -251,19 +281,72 @@ class TestRecoverySink(SinkTestCase):
         self.raise_fault(sink, dict(fault, detected_at=time.time()))
         self.assertEqual(1, len(self.compute.actions()))
         self.assertEqual((SKIPPED, 'duplicate'), self.last_decision(sink))
-        # A new incident of the same instance is a new decision (its policy comes from the cache).
-        self.raise_fault(sink, make_fault(uid, 'inc-2'))
+        # A new incident of the same instance (seconds later: the guest rebooted first) is a new decision
+        # (its policy comes from the cache).
+        self.raise_fault(sink, make_fault(uid, 'inc-2', detected_at=time.time() + 2))
         self.assertEqual(2, len(self.compute.actions()))
         self.assertEqual(1, len(self.compute.gets()))
         self.assertIn('policy reboot, cached', self.log.output)
 
-    def test_resync_faults_are_left_alone(self) -> None:
+    def test_fault_raised_does_not_act(self) -> None:
+        # The recovery intent on the broker brings the fault to one controller's sink, not fault_raised.
         sink = self.sink()
         uid = self.compute.add({'ha_guest:recovery': 'reboot'})
-        self.raise_fault(sink, make_fault(uid, **{base.RAISED_BY: base.RAISED_BY_RESYNC}))
-        self.assertEqual([], self.compute.gets())
-        self.assertEqual((SKIPPED, 'resync'), self.last_decision(sink))
-        self.assertIn('learned of the fault from a state report', self.log.output)
+        sink.fault_raised(make_fault(uid))
+        self.assertTrue(sink.pool.wait_idle(WAIT))
+        self.assertEqual([('warm-up',)], self.compute.calls)
+
+    def test_reboot_since_detection_is_already_done(self) -> None:
+        sink = self.sink()
+        uid = self.compute.add({'ha_guest:recovery': 'reboot'})
+        fault = make_fault(uid, detected_at=time.time() - 5)
+        self.compute.record_action(uid, 'reboot', at=fault['detected_at'] - 30)  # an earlier incident's
+        self.compute.record_action(uid, 'stop', at=fault['detected_at'] + 1)  # not ours to count
+        self.raise_fault(sink, fault)
+        self.assertEqual((ACTED, 'reboot'), self.last_decision(sink))
+        # A redelivered intent, on another controller (a sink that never saw the incident).
+        other = self.sink()
+        self.raise_fault(other, fault)
+        self.assertEqual((ALREADY_DONE, 'reboot'), self.last_decision(other))
+        self.assertEqual(1, len([a for a in self.compute.actions() if a[0] == 'reboot']))
+        self.assertIn('nothing to do: Nova shows a reboot of the instance since the fault was detected',
+                      self.log.output)
+        self.assertEqual(1, other.counts[ALREADY_DONE])
+        # The query asked Nova for the actions since detection (less the clock skew allowance).
+        (query,) = [c for c in self.compute.calls if c[0] == 'actions'][-1:]
+        self.assertEqual(iso_utc(fault['detected_at'] - 1.0), query[2])
+
+    def test_stop_of_a_stopped_instance_is_already_done(self) -> None:
+        sink = self.sink()
+        uid = self.compute.add({'ha_guest:recovery': 'stop'})
+        self.compute.servers[uid].status = 'SHUTOFF'
+        self.raise_fault(sink, make_fault(uid))
+        self.assertEqual((ALREADY_DONE, 'stop'), self.last_decision(sink))
+        self.assertEqual([], self.compute.actions())
+        self.assertIn('the instance is stopped already (SHUTOFF)', self.log.output)
+
+    def test_check_error_fails(self) -> None:
+        sink = self.sink()
+        uid = self.compute.add({'ha_guest:recovery': 'reboot'})
+        self.compute.actions_error = ks_exceptions.ConnectFailure('refused')
+        self.raise_fault(sink, make_fault(uid))
+        self.assertEqual((FAILED, 'check_error'), self.last_decision(sink))
+        self.assertEqual([], self.compute.actions())
+
+    def test_intent_of_many_faults_waits_for_all(self) -> None:
+        sink = self.sink(workers=4)
+        uids = [self.compute.add({'ha_guest:recovery': 'reboot'}) for _ in range(10)]
+        faults = [make_fault(uid) for uid in uids]
+        self.active.update((f['instance_uuid'], f['incident_id']) for f in faults)
+        outcomes = sink.carry_out_intent(faults, time.monotonic()).wait(WAIT)
+        self.assertEqual([ACTED] * 10, outcomes)
+        self.assertEqual(sorted(uids), sorted(a[1] for a in self.compute.actions()))
+
+    def test_parse_time(self) -> None:
+        self.assertEqual(parse_time('2023-11-14T22:13:20.250000'), parse_time('2023-11-14T22:13:20.250000Z'))
+        self.assertEqual(parse_time('2023-11-14T23:13:20.250000+01:00'), parse_time('2023-11-14T22:13:20.25'))
+        self.assertIsNone(parse_time('yesterday'))
+        self.assertIsNone(parse_time(None))
 
     def test_disabled(self) -> None:
         sink = self.sink(enabled=False)
@@ -373,17 +456,19 @@ class TestRecoverySink(SinkTestCase):
         self.compute.on_get = hung_nova
         uids = [self.compute.add({'ha_guest:recovery': 'reboot'}) for _ in range(3)]
         started = time.monotonic()
+        waiters = []
         for uid in uids:
             self.active.add((uid, 'inc-1'))
-            sink.fault_raised(make_fault(uid))
+            waiters.append(sink.carry_out_intent([make_fault(uid)], time.monotonic()))
             asking.wait(WAIT)  # the one worker holds the first fault before the next arrives
         # The first waits on Nova, the second in the queue, the third finds the queue full.
         self.assertLess(time.monotonic() - started, 0.5)
         self.assertEqual((FAILED, 'queue_full'), self.last_decision(sink))
         self.assertIn('failed because 1 faults already wait for an action ([recovery] queue_size)',
                       self.log.output)
+        self.assertEqual([FAILED], waiters[2].wait(0))
         release.set()
-        self.assertTrue(sink.pool.wait_idle(WAIT))
+        self.assertEqual([[ACTED], [ACTED]], [waiter.wait(WAIT) for waiter in waiters[:2]])
         self.assertEqual([('reboot', uids[0], 'HARD'), ('reboot', uids[1], 'HARD')], self.compute.actions())
 
     def test_close(self) -> None:
@@ -424,13 +509,23 @@ class TestMasakariSink(SinkTestCase):
         self.raise_fault(sink, make_fault(self.compute.add({})))
         self.assertIn('nothing to do', self.log.output)
 
+    def test_masakari_duplicate_is_already_done(self) -> None:
+        # A redelivered intent: Masakari has the notification already and refuses the copy.
+        sink = self.sink()
+        self.connection.instance_ha.error = sdk_exceptions.ConflictException(
+            'Conflict', details="Notification received from host cmp-1 of type 'VM' is duplicate.", http_status=409)
+        self.raise_fault(sink, make_fault(self.compute.add({'ha_guest:recovery': 'masakari'})))
+        self.assertEqual((ALREADY_DONE, 'masakari'), self.last_decision(sink))
+        self.assertIn('nothing to do: Masakari has this notification already (HTTP 409: Notification received',
+                      self.log.output)
+
     def test_masakari_refuses(self) -> None:
         sink = self.sink()
         self.connection.instance_ha.error = sdk_exceptions.ConflictException(
-            'Conflict', details='Notification received from host cmp-1 of type VM is duplicate.', http_status=409)
+            'Conflict', details='Host cmp-1 is in maintenance.', http_status=409)
         self.raise_fault(sink, make_fault(self.compute.add({'ha_guest:recovery': 'masakari'})))
         self.assertEqual((FAILED, 'action_error'), self.last_decision(sink))
-        self.assertIn('a VM notification to Masakari failed: HTTP 409: Notification received from host cmp-1',
+        self.assertIn('a VM notification to Masakari failed: HTTP 409: Host cmp-1 is in maintenance',
                       self.log.output)
 
     def test_iso_utc(self) -> None:
