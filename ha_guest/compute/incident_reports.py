@@ -9,37 +9,64 @@ healthy for the hold-down. While an incident is open here, the agent's state
 reports and state file show it, whatever the monitor's own state, so that
 neither the controller's reconciliation nor a restart closes it early.
 
+Reports leave through ``send`` (the outbox, outbox.py: each is written to
+the state file before the reporter gets it). Each open incident keeps its
+first ``detected_at`` and whether a controller acknowledged its fault
+(``announced``), for the state file and the state reports: after a restart
+an acknowledged incident is not reported again, an unacknowledged one is
+re-sent at once with its original ``detected_at``.
+
 Guest text in log lines goes through log_text.clean; every line a guest can
 cause is limited per instance (log_text.GuestLogs).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import Callable, Optional, Tuple
+import time
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from ha_guest.compute.flap_damping import DampingPolicy, FlapDamper, Incident
 from ha_guest.compute.heartbeat_monitor import MISSED, EventKind, GuestMonitor, GuestState, MonitorEvent
 from ha_guest.compute.log_text import GuestLogs, clean
-from ha_guest.compute.reporter import Reporter
 
 LOG = logging.getLogger(__name__)
 
+FAULT = "report_fault"
+RECOVERY = "report_recovery"
+EXIT = "report_exit"
+#: Reason of the exit reported for an open incident whose channel discovery removed.
+REMOVED_REASON = "channel removed: the domain stopped or left this host"
+
 #: What state reports and the state file say about an instance's open fault.
 FaultFields = Tuple[Optional[str], Optional[str], str]
+#: Where reports go: (method, payload).
+Send = Callable[[str, Dict[str, Any]], None]
+
+
+@dataclasses.dataclass
+class OpenIncident:
+    """An incident open at the controller, as the state file and the state reports tell it."""
+
+    incident_id: str
+    detected_at: Optional[float]  # wall clock of its first detection; None: unknown (a version 1 file)
+    announced: bool = False  # a controller acknowledged its fault report
+    sent: bool = False  # this process queued its fault report
 
 
 class IncidentReports:
     """Reports each instance's incidents to the controller, damped (on the loop only)."""
 
-    def __init__(self, host: str, reporter: Reporter, policy: DampingPolicy,
+    def __init__(self, host: str, send: Send, policy: DampingPolicy,
                  clock: Callable[[], float], wall: Callable[[float], float]) -> None:
         """``clock`` is the loop's; ``wall`` turns one of its times into wall-clock time."""
         self.host = host
-        self.reporter = reporter
+        self.send = send
         self.damper = FlapDamper(policy)
         self.logs = GuestLogs(LOG, clock)
         self._wall = wall
+        self.open: Dict[str, OpenIncident] = {}
 
     def on_event(self, event: MonitorEvent) -> None:
         """Report (or hold) one monitor event and log it."""
@@ -57,10 +84,11 @@ class IncidentReports:
                                self.damper.hold_remaining(uuid, event.at) or 0.0)
         elif event.kind == EventKind.EXITED:
             self.damper.ended(uuid)  # the controller clears every fault of an exited guest
+            self.open.pop(uuid, None)
             self.logs.line(uuid, "exit", logging.INFO, "%s: guest ended monitoring: %s", uuid,
                            clean(event.reason) or "no reason given")
-            self.reporter.report_exit({"instance_uuid": uuid, "host": self.host, "reason": event.reason,
-                                       "at": self._wall(event.at)})
+            self.send(EXIT, {"instance_uuid": uuid, "host": self.host, "reason": event.reason,
+                             "at": self._wall(event.at)})
         else:
             self.logs.line(uuid, "registered", logging.DEBUG, "%s: registered, interval %d ms", uuid,
                            event.interval_ms)
@@ -74,15 +102,66 @@ class IncidentReports:
             self._report_recovery(uuid, incident.incident_id, healthy_since)
         return bool(closed)
 
-    def restored(self, uuid: str, monitor: GuestMonitor, now: float) -> None:
-        """A monitor came back from the state file; its open fault, if any, is open here too."""
-        if monitor.incident_id is not None:
-            self.damper.restored(uuid, Incident(monitor.incident_id, monitor.fault_kind, monitor.reason), now)
+    def restored(self, uuid: str, monitor: GuestMonitor, now: float, detected_at: Optional[float] = None,
+                 announced: bool = False) -> None:
+        """A monitor came back from the state file (or the controller); its open fault is open here too.
+
+        An incident no controller acknowledged may never have reached one (the
+        previous process died first): its fault is re-sent now, whatever the
+        guest does next, with its original ``detected_at``; the controller
+        recognises a duplicate. An acknowledged one is not sent again.
+        """
+        if monitor.incident_id is None:
+            return
+        self.damper.restored(uuid, Incident(monitor.incident_id, monitor.fault_kind, monitor.reason), now)
+        known = self.open[uuid] = OpenIncident(monitor.incident_id, detected_at, announced)
+        if not announced:
+            LOG.info("%s: incident %s not acknowledged before the restart; reporting it again", uuid,
+                     monitor.incident_id)
+            misses = monitor.policy.miss_threshold if monitor.fault_kind == MISSED else 0
+            self._send_fault(uuid, known, monitor.fault_kind, monitor.reason, monitor.interval_ms, misses,
+                             time.time())
+
+    def removed(self, uuid: str, monitor: GuestMonitor) -> bool:
+        """Discovery removed the instance's channel: end its open incident now; True if there was one.
+
+        An exit, not a recovery: the guest did not answer healthy (a recovery
+        would tell every sink, and the recovery audit, that it did, at a
+        ``recovered_at`` we would have to invent); monitoring of it ended here
+        because its domain stopped or left the host, which is what "exited"
+        means at the controller. Reported at once rather than left to the
+        next state report's reconciliation (up to state_report_interval_s).
+        """
+        incident_id = self.fault_fields(uuid, monitor)[0]
+        self.forget(uuid)
+        if incident_id is None:
+            return False
+        LOG.info("%s: channel removed with incident %s open; reporting the end of its monitoring", uuid,
+                 incident_id)
+        self.send(EXIT, {"instance_uuid": uuid, "host": self.host, "reason": REMOVED_REASON, "at": time.time()})
+        return True
+
+    def announced(self, uuid: str, incident_id: Optional[str]) -> bool:
+        """A controller acknowledged the fault of ``incident_id``; True if that changed what we keep."""
+        known = self.open.get(uuid)
+        if known is None or known.incident_id != incident_id or known.announced:
+            return False
+        known.announced = True
+        return True
+
+    def incident(self, uuid: str, monitor: GuestMonitor) -> Optional[OpenIncident]:
+        """The instance's open incident as the controller knows it, with its detection time; None if none."""
+        incident_id = self.fault_fields(uuid, monitor)[0]
+        known = self.open.get(uuid)
+        if incident_id is None or known is None or known.incident_id != incident_id:
+            return None
+        return known
 
     def forget(self, uuid: str) -> None:
         """The instance is no longer watched: its held recovery is left to the controller's reconciliation."""
         self.damper.forget(uuid)
         self.logs.forget(uuid)
+        self.open.pop(uuid, None)
 
     def fault_fields(self, uuid: str, monitor: GuestMonitor) -> FaultFields:
         """(incident_id, fault_kind, reason) of the instance's open incident as the controller knows it."""
@@ -107,15 +186,32 @@ class IncidentReports:
                            "(%d faults folded in)", uuid, event.fault_kind, clean(event.reason),
                            held.incident_id if held is not None else None, self.damper.folded(uuid))
             return
+        known = self.open.get(uuid)
+        if known is not None and known.incident_id == event.incident_id:
+            # The monitor confirms an incident restored after a restart: it was re-sent then, or acknowledged.
+            if known.sent or known.announced:
+                return
+        else:
+            known = self.open[uuid] = OpenIncident(event.incident_id or "", self._wall(event.at))
         self.logs.incident(uuid, logging.WARNING, "%s: FAULT %s (incident %s): %s", uuid, event.fault_kind,
                            event.incident_id, clean(event.reason))
-        self.reporter.report_fault({
-            "instance_uuid": uuid, "host": self.host, "incident_id": event.incident_id,
-            "kind": event.fault_kind, "reason": event.reason, "detected_at": self._wall(event.at),
-            "interval_ms": event.interval_ms, "misses": event.misses})
+        self._send_fault(uuid, known, event.fault_kind, event.reason, event.interval_ms, event.misses,
+                         self._wall(event.at))
+
+    def _send_fault(self, uuid: str, known: OpenIncident, kind: Optional[str], reason: str, interval_ms: int,
+                    misses: int, now_wall: float) -> None:
+        if known.detected_at is None:
+            known.detected_at = now_wall  # a version 1 file did not keep it: from now on it stays put
+        known.sent = True
+        self.send(FAULT, {"instance_uuid": uuid, "host": self.host, "incident_id": known.incident_id,
+                          "kind": kind, "reason": reason, "detected_at": known.detected_at,
+                          "interval_ms": interval_ms, "misses": misses})
 
     def _report_recovery(self, uuid: str, incident_id: Optional[str], healthy_since: float) -> None:
         # recovered_at is when the guest became healthy for good, not when the hold-down ended.
+        known = self.open.get(uuid)
+        if known is not None and known.incident_id == incident_id:
+            del self.open[uuid]
         self.logs.incident(uuid, logging.INFO, "%s: recovered (incident %s)", uuid, incident_id)
-        self.reporter.report_recovery({"instance_uuid": uuid, "host": self.host, "incident_id": incident_id,
-                                       "recovered_at": self._wall(healthy_since)})
+        self.send(RECOVERY, {"instance_uuid": uuid, "host": self.host, "incident_id": incident_id,
+                             "recovered_at": self._wall(healthy_since)})

@@ -29,12 +29,16 @@ class InstanceStats:
 class Instance:
     """What the loop keeps per instance."""
 
-    __slots__ = ("channel", "monitor", "suspended")
+    __slots__ = ("channel", "monitor", "suspended", "since", "registered")
 
-    def __init__(self, channel: GuestChannel, monitor: GuestMonitor) -> None:
+    def __init__(self, channel: GuestChannel, monitor: GuestMonitor, since: Optional[float] = None) -> None:
         self.channel = channel
         self.monitor = monitor
         self.suspended: Optional[str] = None
+        #: Wall clock since when it runs here with its channel (None while suspended); see state_records.py.
+        self.since = since
+        #: Whether its guest registered (or was restored as registered) since the channel was found.
+        self.registered = False
 
     def snapshot(self) -> InstanceStats:
         """Return this instance's InstanceStats (on the loop)."""

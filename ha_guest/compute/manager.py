@@ -12,7 +12,11 @@ Threads and what they own:
 * the server group messaging sender's threads (sgm_sender.py): broadcasts
   and status calls to the controllers; answers come back to the loop, where
   the SgmRelay (sgm_relay.py) writes them to the channels;
-* the state store's writer thread (state_store.py);
+* the state store's writer thread (state_store.py), which also hands the
+  reports of new incidents, recoveries and exits to the reporter once the
+  state file holds them (outbox.py);
+* when the state file was lost, a thread asking the controllers for this
+  host's open faults (relearn.py);
 * the RPC server's threads (endpoint.ComputeEndpoint), which also only
   schedule work on the loop.
 """
@@ -27,49 +31,38 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, TypeVar
 
+import pbr.version
 from oslo_config import cfg
-from stevedore import driver as stevedore_driver
 
-from ha_guest.compute.channel import ChannelSettings, GuestChannel
+from ha_guest.compute.channel import GuestChannel
 from ha_guest.compute.discovery.base import LEGACY_FEATURES, DiscoveryDriver, Features
+from ha_guest.compute.discovery.loader import channel_settings, load_discovery, with_discovery_grace
 from ha_guest.compute.endpoint import ComputeEndpoint
 from ha_guest.compute.fastpath import read_buffer
 from ha_guest.compute.flap_damping import DampingPolicy
-from ha_guest.compute.heartbeat_monitor import GuestMonitor, GuestState, HeartbeatPolicy, MonitorEvent
-from ha_guest.compute.incident_reports import IncidentReports
+from ha_guest.compute.heartbeat_monitor import EventKind, GuestMonitor, HeartbeatPolicy, MonitorEvent
+from ha_guest.compute.incident_reports import FAULT, IncidentReports
 from ha_guest.compute.instance import Instance, InstanceStats
+from ha_guest.compute.outbox import Outbox
+from ha_guest.compute.relearn import Relearn, relearn
 from ha_guest.compute.reporter import ControllerClient, Reporter
+from ha_guest.compute.restore import RESTORE_GRACE_S, Restorer
 from ha_guest.compute.scheduler import TickScheduler
 from ha_guest.compute.sgm_relay import SgmRelay
 from ha_guest.compute.sgm_sender import SgmControllerClient, SgmSender
-from ha_guest.compute.state_store import Record, StateStore
+from ha_guest.compute.state_records import instance_record, report_item
+from ha_guest.compute.state_store import UNREADABLE, Record, StateStore
 
 LOG = logging.getLogger(__name__)
 
-DISCOVERY_NAMESPACE = "ha_guest.compute.discovery"
-#: Saved instances that discovery has not reported after this long are forgotten.
-RESTORE_GRACE_S = 60.0
 #: New channels connected per tick: an agent that starts with a thousand guests
 #: brings them up over half a second instead of in one burst that would stall
 #: the loop (and the first challenges) for everyone.
 CONNECTS_PER_TICK = 20
-#: Delay that gathers a burst of state changes into one state file write; the
-#: writes themselves are at most one per [compute] state_file_min_interval_s.
-SAVE_DELAY_S = 0.1
-_PERSISTED = frozenset([GuestState.HEALTHY, GuestState.UNHEALTHY, GuestState.FAILED])
 
 T = TypeVar("T")
+AGENT_VERSION = pbr.version.VersionInfo("ha_guest").version_string()
 __all__ = ["ComputeEndpoint", "ComputeManager", "InstanceStats"]
-
-
-def load_discovery(conf: cfg.ConfigOpts, listener: Any) -> DiscoveryDriver:
-    """Load the ``[compute] discovery_driver`` driver through stevedore."""
-    manager: stevedore_driver.DriverManager[DiscoveryDriver] = stevedore_driver.DriverManager(
-        DISCOVERY_NAMESPACE, conf.compute.discovery_driver, invoke_on_load=True, invoke_args=(conf, listener))
-    loaded = manager.driver
-    if not isinstance(loaded, DiscoveryDriver):
-        raise TypeError("discovery driver %r is not a DiscoveryDriver" % conf.compute.discovery_driver)
-    return loaded
 
 
 class ComputeManager:
@@ -86,17 +79,11 @@ class ComputeManager:
         self.policy = HeartbeatPolicy(opts.miss_threshold, opts.min_interval_ms,
                                       max(opts.min_interval_ms, opts.max_interval_ms), spread=True,
                                       late_s=max(2 * self.tick_s, 0.02))
-        self.settings = ChannelSettings(
-            miss_threshold=opts.miss_threshold, hello_retry_s=opts.hello_retry_s,
-            reconnect_min_s=opts.reconnect_min_s, reconnect_max_s=max(opts.reconnect_min_s, opts.reconnect_max_s),
-            channel_loss_grace_s=opts.channel_loss_grace_s,
-            guest_frame_rate=opts.guest_frame_rate, guest_frame_burst=opts.guest_frame_burst,
-            guest_byte_rate=opts.guest_byte_rate, guest_byte_burst=opts.guest_byte_burst,
-            guest_pause_s=opts.guest_pause_s,
-            write_buffer_limit=opts.write_buffer_limit)
-        self.reporter = Reporter(controller, queue_size=opts.report_queue_size)
+        self.settings = channel_settings(opts)
+        self.controller = controller
+        self.reporter = Reporter(controller, queue_size=opts.report_queue_size, on_sent=self._on_sent)
         self.store = StateStore(opts.state_file, min_interval_s=opts.state_file_min_interval_s)
-        self._saved: Optional[List[Record]] = None  # what was last handed to the store
+        self.started_at = time.time()
         self.scheduler = TickScheduler()
         self._buffer = read_buffer()  # shared by every channel: the loop reads one socket at a time
         self.instances: Dict[str, Instance] = {}
@@ -105,13 +92,12 @@ class ComputeManager:
         self._discovery: Optional[DiscoveryDriver] = None
         self._thread = threading.Thread(target=self._run_loop, name="ha-guest-compute-loop", daemon=True)
         self._to_connect: Deque[GuestChannel] = collections.deque()
-        self._restored: Dict[str, Record] = {}
-        self._restore_until = 0.0
         self._next_tick = 0.0
         self._tick_handle: Optional[asyncio.TimerHandle] = None
         self._report_handle: Optional[asyncio.TimerHandle] = None
-        self._save_handle: Optional[asyncio.TimerHandle] = None
+        self._relearn: Optional[Relearn] = None  # asking the controllers, while the state file was lost
         self._stopped = False
+        self.outbox = Outbox(self.loop, self.store, self.reporter, self._records)
         self.sgm_sender = SgmSender(
             sgm_client or controller,  # type: ignore[arg-type]
             self._sgm_sender_failed,
@@ -119,27 +105,36 @@ class ComputeManager:
             status_workers=opts.sgm_status_workers, batch_window_s=opts.sgm_batch_window_ms / 1000.0)
         self.sgm_relay = SgmRelay(self.loop, self.host, self.sgm_sender, self._channel_of)
         self.incidents = IncidentReports(
-            self.host, self.reporter, DampingPolicy(opts.flap_hold_down_s, opts.flap_max_hold_down_s,
+            self.host, self.outbox.put, DampingPolicy(opts.flap_hold_down_s, opts.flap_max_hold_down_s,
                                                     opts.flap_half_life_s),
             self.loop.time, lambda at: time.time() - (self.loop.time() - at))  # events carry loop time
+        self.restorer = Restorer(self.host, self.incidents, self.scheduler, self.outbox, opts.restart_grace_s)
+        self._loaded: Dict[str, Record] = {}
 
     # -- lifecycle (any thread but the loop's) ------------------------------------------------
 
     def start(self) -> None:
-        """Restore the saved state, start the threads and the discovery driver."""
-        self._restored = self.store.load()
-        if self._restored:
-            LOG.info("restored %d registered instance(s) from %s", len(self._restored), self.store.path)
+        """Restore the saved state (or re-learn it), start the threads and the discovery driver."""
+        loaded = self.store.load()
+        self._loaded = loaded.records
+        if loaded.records:
+            LOG.info("restored %d instance(s) from the %s state file %s", len(loaded.records), loaded.source,
+                     self.store.path)
         self.reporter.start()
         self.sgm_sender.start()
         self.store.start()
         self._thread.start()
         self.call(self._start_on_loop)
+        if loaded.source == UNREADABLE:  # neither generation readable: ask the controllers
+            self._relearn = relearn(self.controller, self.host,
+                                    lambda faults: self.loop.call_soon_threadsafe(self._relearned, faults))
         self._discovery = self._discovery_factory(self.conf, self)
+        # Before the driver reports any channel.
+        self.settings = with_discovery_grace(self.settings, self.conf.compute, self._discovery)
         self._discovery.start()
-        LOG.info("compute agent started on host %s: %s discovery, tick %d ms, miss threshold %d",
-                 self.host, self.conf.compute.discovery_driver, self.conf.compute.tick_ms,
-                 self.policy.miss_threshold)
+        LOG.info("compute agent started on host %s: %s discovery, tick %d ms, miss threshold %d, channel loss "
+                 "grace %.2f s", self.host, self.conf.compute.discovery_driver, self.conf.compute.tick_ms,
+                 self.policy.miss_threshold, self.settings.channel_loss_grace_s)
 
     def stop(self, flush_timeout: float = 2.0) -> None:
         """Stop discovery, close every channel, save the state and flush the reporter briefly."""
@@ -151,6 +146,8 @@ class ComputeManager:
                 self._discovery.stop()
             except Exception:  # noqa: BLE001 - stopping must go on
                 LOG.exception("discovery driver failed to stop")
+        if self._relearn is not None:
+            self._relearn.stop()
         records: Optional[List[Record]] = None
         if self._thread.is_alive():
             try:
@@ -192,18 +189,19 @@ class ComputeManager:
 
     def _start_on_loop(self) -> None:
         now = self.loop.time()
-        self._restore_until = now + RESTORE_GRACE_S
+        self.restorer.begin(self._loaded, now)
         self._next_tick = now + self.tick_s
         self._tick_handle = self.loop.call_at(self._next_tick, self._tick)
         self._report_handle = self.loop.call_later(1.0, self._periodic_report)
+        self.loop.call_later(RESTORE_GRACE_S, self.restorer.expire)
 
     def _stop_on_loop(self) -> List[Record]:
-        for handle in (self._tick_handle, self._report_handle, self._save_handle):
+        for handle in (self._tick_handle, self._report_handle):
             if handle is not None:
                 handle.cancel()
         for instance in self.instances.values():
             instance.channel.close()
-        return self._records()
+        return self.outbox.close()  # the queued reports go out after the final write
 
     # -- the tick ------------------------------------------------------------------------------
 
@@ -211,8 +209,7 @@ class ComputeManager:
         now = self.loop.time()
         try:
             self.scheduler.run_due(now)
-            if self.incidents.run_due(now):  # held recoveries whose hold-down is over
-                self._state_changed()
+            self.incidents.run_due(now)  # held recoveries whose hold-down is over (through the outbox)
             for _ in range(min(CONNECTS_PER_TICK, len(self._to_connect))):
                 channel = self._to_connect.popleft()
                 instance = self.instances.get(channel.instance_uuid)
@@ -278,19 +275,14 @@ class ComputeManager:
         channel.monitor = monitor
         channel.features = features
         channel.sgm = self.sgm_relay.on_request
-        instance = Instance(channel, monitor)
+        instance = Instance(channel, monitor, since=time.time())
         self.instances[instance_uuid] = instance
-        record = self._restored.pop(instance_uuid, None)
-        if record is not None and record["state"] in _PERSISTED and features.heartbeat:
-            monitor.restore(record["interval_ms"], record["incident_id"], record["fault_kind"],
-                            record["reason"] or "", now, self.conf.compute.restart_grace_s)
-            self.incidents.restored(instance_uuid, monitor, now)
-            self.scheduler.schedule(monitor)
-            LOG.info("%s: watching again after a restart (%s%s)", instance_uuid, monitor.state.value,
-                     ", incident %s" % monitor.incident_id if monitor.incident_id else "")
+        self.restorer.take(instance_uuid, instance, features, now)
         if suspended:
             instance.suspended = "suspended"
+            instance.since = None
             monitor.suspend(now)
+        self.outbox.changed()
         LOG.info("%s: channel found at %s%s (heartbeat %s, server group messaging %s)", instance_uuid, path,
                  " (suspended)" if suspended else "", "on" if features.heartbeat else "off",
                  "on" if features.server_group_messaging else "off")
@@ -304,24 +296,26 @@ class ComputeManager:
                  "on" if features.heartbeat else "off", "on" if features.server_group_messaging else "off")
         if not features.heartbeat:
             instance.monitor.unregister()  # an open fault stays open until the controller's reconciliation
-            self._state_changed()
+            self.outbox.changed()
 
     def _on_channel_removed(self, instance_uuid: str) -> None:
         instance = self.instances.pop(instance_uuid, None)
         if instance is None:
             return
         instance.channel.close()
-        instance.monitor.unregister()  # its heap entry goes stale
         self.sgm_relay.forget(instance_uuid)
-        self.incidents.forget(instance_uuid)
+        # An open incident ends now (an exit report, see IncidentReports.removed), not at the next state report.
+        self.incidents.removed(instance_uuid, instance.monitor)
+        instance.monitor.unregister()  # its heap entry goes stale
         LOG.info("%s: channel removed, monitoring ended", instance_uuid)
-        self._state_changed()
+        self.outbox.changed()
 
     def _on_suspended(self, instance_uuid: str, reason: str) -> None:
         instance = self.instances.get(instance_uuid)
         if instance is None or instance.suspended is not None:
             return
         instance.suspended = reason or "suspended"
+        instance.since = None
         instance.monitor.suspend(self.loop.time())
         LOG.info("%s: %s, not watched", instance_uuid, instance.suspended)
 
@@ -330,59 +324,64 @@ class ComputeManager:
         if instance is None or instance.suspended is None:
             return
         instance.suspended = None
+        instance.since = time.time()  # the guest can register from now on
         instance.monitor.resume(self.loop.time())
         self.scheduler.schedule(instance.monitor)
         LOG.info("%s: running again, watched", instance_uuid)
 
     def _on_monitor_event(self, event: MonitorEvent) -> None:
-        self.incidents.on_event(event)  # reports and log lines, flap-damped (incident_reports.py)
-        self._state_changed()
+        if event.kind == EventKind.REGISTERED:
+            instance = self.instances.get(event.instance_uuid)
+            if instance is not None:
+                instance.registered = True
+        self.incidents.on_event(event)  # reports (through the outbox) and log lines, flap-damped
+        self.outbox.changed()
 
-    def _state_changed(self) -> None:
-        if self._save_handle is None and not self._stopped:
-            self._save_handle = self.loop.call_later(SAVE_DELAY_S, self._save)
+    # -- durability: acknowledgements, the lost state file ---------------------------------------
 
-    def _save(self) -> None:
-        self._save_handle = None
-        records = self._records()
-        if records != self._saved:  # a re-init or a damped flap changes nothing worth a write
-            self._saved = records
-            self.store.save(records)
+    def _on_sent(self, method: str, payload: Dict[str, Any], result: Any) -> None:
+        """The reporter (its thread): a controller acknowledged ``payload``."""
+        if method != FAULT or (isinstance(result, dict) and "error" in result):
+            return
+        try:
+            self.loop.call_soon_threadsafe(self._announced, str(payload.get("instance_uuid")),
+                                           payload.get("incident_id"))
+        except RuntimeError:
+            pass  # the loop is closed: the next start re-sends it, the controller dedupes
+
+    def _announced(self, instance_uuid: str, incident_id: Optional[str]) -> None:
+        if self.incidents.announced(instance_uuid, incident_id):
+            self.outbox.changed()  # lazily: losing it only costs a duplicate report after a restart
+
+    def _relearned(self, faults: Optional[List[Dict[str, Any]]]) -> None:
+        self.restorer.relearned(faults, self.instances, self.loop.time())
+        self._relearn = None
+        self._send_state_report()  # held until now
 
     def _records(self) -> List[Record]:
         """What goes into the state file: watched instances, and saved ones not seen again yet."""
         records = []
         for uuid, instance in self.instances.items():
-            monitor = instance.monitor
-            state = self.incidents.saved_state(uuid, monitor)
-            if state in _PERSISTED:
-                incident_id, fault_kind, reason = self.incidents.fault_fields(uuid, monitor)
-                records.append({"instance_uuid": uuid, "state": state.value, "interval_ms": monitor.interval_ms,
-                                "incident_id": incident_id, "fault_kind": fault_kind, "reason": reason})
-        if self._restored and self.loop.time() < self._restore_until:
-            records.extend(self._restored.values())
-        else:
-            self._restored.clear()
+            record = instance_record(uuid, instance, self.incidents)
+            if record is not None:
+                records.append(record)
+        records.extend(self.restorer.saved())
         return records
 
     def state_report(self) -> Dict[str, Any]:
         """The state of every monitored instance (on the loop)."""
-        instances = []
-        for uuid, instance in self.instances.items():
-            monitor = instance.monitor
-            incident_id, fault_kind, reason = self.incidents.fault_fields(uuid, monitor)  # a damped one stays open
-            instances.append({
-                "instance_uuid": uuid, "state": monitor.state.value, "interval_ms": monitor.interval_ms,
-                "incident_id": incident_id, "fault_kind": fault_kind, "reason": reason,
-                "connected": instance.channel.connected})
-        if self._restored and self.loop.time() < self._restore_until:
-            # Saved instances discovery has not reported yet: their open faults stay
-            # open at the controller until we know more.
-            for record in self._restored.values():
-                instances.append(dict(record, connected=False))
-        return {"host": self.host, "at": time.time(), "instances": instances}
+        instances = [report_item(uuid, instance, self.incidents) for uuid, instance in self.instances.items()]
+        # Saved instances discovery has not reported yet: their open faults stay open at the controller.
+        instances.extend(self.restorer.reported())
+        return {"host": self.host, "at": time.time(), "instances": instances, "agent": {
+            "version": AGENT_VERSION, "started_at": self.started_at,
+            "report_interval_s": float(self.conf.compute.state_report_interval_s)}}
 
     def _send_state_report(self) -> None:
+        if self._relearn is not None:
+            # Without the incidents of the lost state file it would clear them at the controller.
+            LOG.debug("state report held until the controllers listed this host's open faults")
+            return
         self.reporter.report_state(self.state_report())
 
     def _periodic_report(self) -> None:

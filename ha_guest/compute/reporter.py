@@ -19,7 +19,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Deque, Dict, Optional, Protocol, Tuple
+from typing import Any, Callable, Deque, Dict, Optional, Protocol, Tuple
 
 import oslo_messaging
 
@@ -62,8 +62,11 @@ class Reporter:
     """Sends queued reports to the controller from one thread."""
 
     def __init__(self, api: ControllerClient, queue_size: int = 10000, retry_min_s: float = 0.1,
-                 retry_max_s: float = 5.0, ctxt: Optional[Dict[str, Any]] = None) -> None:
+                 retry_max_s: float = 5.0, ctxt: Optional[Dict[str, Any]] = None,
+                 on_sent: Optional[Callable[[str, Dict[str, Any], Any], None]] = None) -> None:
+        """``on_sent(method, payload, result)`` is called from the sending thread once a report is acknowledged."""
         self.api = api
+        self.on_sent = on_sent
         self.queue_size = queue_size
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
@@ -220,6 +223,11 @@ class Reporter:
             self.counters["sent"] += 1
             if isinstance(result, dict) and result.get("duplicate"):
                 self.counters["duplicates"] += 1
+            if self.on_sent is not None and method != STATE:
+                try:
+                    self.on_sent(method, payload, result)
+                except Exception:  # noqa: BLE001 - a listener bug must not stop the reports
+                    LOG.exception("on_sent failed for %s", method)
             return
 
     def _warn(self, method: str, payload: Dict[str, Any], exc: Exception) -> None:

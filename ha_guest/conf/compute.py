@@ -45,9 +45,10 @@ OPTS = [
         "max_interval_ms", default=limits.MAX_INTERVAL_MS, min=limits.MIN_INTERVAL_MS, max=limits.MAX_INTERVAL_MS,
         help="Longest heartbeat interval granted to a guest; longer requests are lowered to it."),
     cfg.IntOpt(
-        "state_report_interval_s", default=30, min=1, max=3600,
+        "state_report_interval_s", default=30, min=1, max=3600, mutable=True,
         help="How often the agent sends the controller the state of every monitored instance, in "
-             "seconds; the controller uses it to resynchronise its fault registry."),
+             "seconds; the controller uses it to resynchronise its fault registry. Reloaded on SIGHUP "
+             "(from the next report on)."),
     cfg.FloatOpt(
         "reconnect_min_s", default=0.1, min=0.01, max=60.0,
         help="First delay before reconnecting to a channel socket that dropped or refused, in seconds; "
@@ -56,11 +57,14 @@ OPTS = [
         "reconnect_max_s", default=2.0, min=0.01, max=300.0,
         help="Longest delay between reconnection attempts to a channel socket, in seconds."),
     cfg.FloatOpt(
-        "channel_loss_grace_s", default=0.5, min=0.0, max=60.0,
+        "channel_loss_grace_s", default=None, min=0.0, max=60.0,
         help="After a channel socket drops, misses are not counted for this long, in seconds, so that "
-             "discovery can first report the domain stopped, paused or migrating (the directory driver polls "
-             "every directory_poll_s). A domain still running after that is watched as before, so a QEMU that "
-             "vanished is a fault this much later. A connected but hung guest is not affected."),
+             "discovery can first report the domain stopped, paused or migrating. Unset (the default): the "
+             "discovery driver's own event latency plus 0.1 s (libvirt: its lifecycle events, about 0.2 s; "
+             "directory: directory_poll_s plus the time a poll takes). A domain still running after that is "
+             "watched as before, so a QEMU that vanished is a fault this much later. A connected but hung "
+             "guest is not affected. A channel that discovery removes ends monitoring at once, and an open "
+             "incident of it is reported ended (an exit) without waiting for a state report."),
     cfg.FloatOpt(
         "hello_retry_s", default=1.0, min=0.1, max=60.0,
         help="Re-send hello this often until the guest acknowledges it, in seconds."),
@@ -77,12 +81,17 @@ OPTS = [
     cfg.StrOpt(
         "state_file", default="/var/lib/ha_guest/compute-state.json",
         help="Where the agent keeps the registered instances and their open faults, so that a restart "
-             "neither raises false faults nor loses an open one. Empty: keep nothing."),
+             "neither raises false faults nor loses an open one. The previous generation is kept beside it as "
+             "<state_file>.prev and read when the file cannot be; when neither can, the agent asks the "
+             "controllers for this host's open faults. Empty: keep nothing."),
     cfg.FloatOpt(
         "state_file_min_interval_s", default=0.2, min=0.01, max=60.0,
-        help="The state file is written at most once per this many seconds, whatever the guests do; changes "
-             "in between are gathered into the next write, and a change that alters nothing the file keeps "
-             "(a guest sending init again, a damped flap) writes nothing."),
+        help="Changes that no report waits for (registrations, an incident acknowledged by a controller) are "
+             "written to the state file at most once per this many seconds, whatever the guests do; changes in "
+             "between are gathered into the next write, and a change that alters nothing the file keeps (a guest "
+             "sending init again, a damped flap) writes nothing. A new incident, a recovery or an exit is "
+             "written at once, before its report leaves for the controller (everything that happens during "
+             "that write rides the next one)."),
     cfg.FloatOpt(
         "flap_hold_down_s", default=1.0, min=0.0, max=600.0,
         help="Flap damping: how long a guest must stay steadily healthy (no fault) before its incident is "

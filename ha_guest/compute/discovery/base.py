@@ -23,6 +23,10 @@ Contract (drivers and the listener both rely on it):
   monitoring ends without a fault. Unknown instances are ignored.
 * Drivers never raise from listener calls and keep running after errors of
   their own source (log, retry): a discovery hiccup must not stop heartbeats.
+* ``event_latency_s``: the longest a driver normally takes to report a
+  change (a domain stopped: ``channel_removed``). The compute agent waits
+  that long (plus a margin) after a channel socket drops before it counts
+  misses again, so a stopping domain is never a fault.
 """
 
 from __future__ import annotations
@@ -77,9 +81,17 @@ class DiscoveryDriver(abc.ABC):
     reads its options from ``conf`` (group ``[compute]``).
     """
 
+    #: What a driver that does not say takes to report a change, in seconds (the former fixed grace).
+    DEFAULT_EVENT_LATENCY_S = 0.4
+
     def __init__(self, conf: cfg.ConfigOpts, listener: DiscoveryListener) -> None:
         self.conf = conf
         self.listener = listener
+
+    @property
+    def event_latency_s(self) -> float:
+        """The longest this driver normally takes between a change of a domain and the listener call."""
+        return self.DEFAULT_EVENT_LATENCY_S
 
     @abc.abstractmethod
     def start(self) -> None:

@@ -77,6 +77,12 @@ class DirectoryDiscovery(base.DiscoveryDriver):
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._warned = False
+        self._slowest_poll = 0.0  # seconds the slowest poll so far took
+
+    @property
+    def event_latency_s(self) -> float:
+        """A change is seen at the next poll: one interval, plus what a poll of the folder takes."""
+        return self.interval + self._slowest_poll
 
     def start(self) -> None:
         """Report what is there now, then poll in a thread."""
@@ -155,7 +161,9 @@ class DirectoryDiscovery(base.DiscoveryDriver):
 
     def poll(self) -> None:
         """Look at the folder once and report the differences."""
+        started = time.monotonic()
         sockets, suspended, feature_files = self._scan()
+        self._slowest_poll = max(self._slowest_poll, time.monotonic() - started)
         listener = self.listener
         for instance in sorted(set(self._sockets) - set(sockets)):
             del self._sockets[instance]

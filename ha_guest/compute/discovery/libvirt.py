@@ -48,6 +48,9 @@ KEEPALIVE_COUNT = 3
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 10.0
 STOP_TIMEOUT_S = 5.0
+# From a domain's stop to our channel_removed: libvirtd's lifecycle event once QEMU is reaped (tens of
+# ms), the event loop thread, our worker's look at the domain (one libvirtd round trip); with room to spare.
+EVENT_LATENCY_S = 0.2
 # One reset gives a burst of reboot events (SeaBIOS resets again while it starts); no guest
 # boots and registers within this, so later events of the burst are the same reset.
 RESET_COALESCE_S = 1.0
@@ -99,6 +102,11 @@ class LibvirtDiscovery(base.DiscoveryDriver):
         self._warned_connect = False
         #: Successful connections so far (a reconnect adds one); for tests and diagnostics.
         self.connections = 0
+
+    @property
+    def event_latency_s(self) -> float:
+        """libvirt's lifecycle events, handled by the worker: about EVENT_LATENCY_S."""
+        return EVENT_LATENCY_S
 
     def start(self) -> None:
         """Connect, report the existing channels and follow changes, all in the worker thread."""

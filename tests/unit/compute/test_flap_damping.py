@@ -86,10 +86,13 @@ class TestFlapDamper(testtools.TestCase):
 
 
 class FakeReporter:
-    """Records what IncidentReports hands the reporter."""
+    """Records what IncidentReports sends (through the outbox, to the reporter)."""
 
     def __init__(self) -> None:
         self.calls: List[Tuple[str, Dict[str, Any]]] = []
+
+    def __call__(self, method: str, payload: Dict[str, Any]) -> None:
+        getattr(self, method)(payload)
 
     def report_fault(self, fault: Dict[str, Any]) -> None:
         self.calls.append(("fault", fault))

@@ -189,7 +189,7 @@ class TestComputeManager(ManagerTestCase):
         self.assertEqual((A, "healthy", 100, None), (record["instance_uuid"], record["state"],
                                                      record["interval_ms"], record["incident_id"]))
 
-    def test_restart_with_open_fault_reports_same_incident(self) -> None:
+    def test_restart_with_open_fault_keeps_the_announced_incident(self) -> None:
         guest = self.guests.guest(os.path.join(self.tmp, "a.sock"), answer=False)
         manager, _ = self.start_manager()
         manager.channel_added(A, guest.path)
@@ -198,8 +198,12 @@ class TestComputeManager(ManagerTestCase):
         self.api.calls.clear()
         restarted, _ = self.start_manager()
         restarted.channel_added(A, guest.path)
-        again = wait_for(lambda: self.reports("report_fault"), TIMEOUT, message="the fault again")[0]
-        self.assertEqual(fault["incident_id"], again["incident_id"])
+        # Acknowledged before the restart: not reported again, but still open, with its first detection time.
+        item = wait_for(lambda: [i for r in self.reports("report_state") for i in r["instances"]], TIMEOUT,
+                        message="a state report")[0]
+        self.assertEqual((fault["incident_id"], fault["detected_at"], True),
+                         (item["incident_id"], item["detected_at"], item["announced"]))
+        self.assertEqual([], self.reports("report_fault"))
         self.guests.set(guest, answer=True)
         recovery = wait_for(lambda: self.reports("report_recovery"), TIMEOUT, message="a recovery")[0]
         self.assertEqual(fault["incident_id"], recovery["incident_id"])
