@@ -1,0 +1,189 @@
+"""Chaos drill ``cluster``: a 3-node RabbitMQ cluster loses the node our services use (kill -9, then SIGSTOP).
+
+tools/rabbitmq-cluster.sh starts the cluster; the drill runs in a fresh vhost
+with oslo.messaging's recommended cluster options (quorum queues, transient
+quorum reply queues with the queue manager, stream fanout). The services list
+the nodes 1, 2, 3 and use the first that answers; the drill's listeners are
+on nodes other than the victim, so what they measure is our services' delay.
+A prober hangs one guest every PROBE_PERIOD_S and resumes it a second later:
+each probe's latency is hang -> ``fault.raised`` at the listener.
+The victim is the node holding the compute agent's connections: first it is
+killed -9 (and started again), then it is stopped with SIGSTOP for HUNG_S (and
+continued). Target: no probe delayed by more than 2 s over the quiet median;
+nothing lost, nothing doubled.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import signal
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+from typing import Any, Optional
+
+from ha_guest.testing.chaos_rig import CLUSTER_RABBIT_OPTIONS, RAISED, ChaosError, Rig, duplicates, running
+
+PROBE_PERIOD_S = 0.5
+#: The issue's target: a killed or hung node delays reports by at most this.
+DELAY_TARGET_S = 2.0
+HUNG_S = 20.0
+AFTER_S = 10.0
+GUESTS = 80
+
+
+class Cluster:
+    """tools/rabbitmq-cluster.sh from Python: start, a fresh vhost, the nodes' pids and ports."""
+
+    def __init__(self, script: str) -> None:
+        if not os.path.exists(script):
+            raise ChaosError('%s not found (run the drills from the source tree or pass --cluster-script)' % script)
+        self.script = script
+
+    def run(self, *args: str, timeout: float = 180.0) -> str:
+        proc = subprocess.run(['bash', self.script, *args], capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise ChaosError('%s %s failed: %s%s' % (self.script, ' '.join(args), proc.stdout, proc.stderr))
+        return proc.stdout.strip()
+
+    def vhost_url(self, vhost: str, nodes: tuple[int, ...] = (1, 2, 3)) -> str:
+        """The URL of ``vhost`` on ``nodes`` (in that order)."""
+        url = self.run('vhost', vhost)
+        hosts = url.split('//', 1)[1].rsplit('/', 1)[0].split(',')
+        return 'rabbit://%s/%s' % (','.join(hosts[n - 1] for n in nodes), vhost)
+
+    def pid(self, node: int) -> int:
+        return int(self.run('pid', str(node)))
+
+    @staticmethod
+    def node_of(pid: int) -> Optional[int]:
+        """The cluster node (1-3) most of a process's AMQP connections go to."""
+        out = subprocess.run(['ss', '-tnpH', 'state', 'established'], capture_output=True, text=True).stdout
+        ports: collections.Counter[int] = collections.Counter()
+        for line in out.splitlines():
+            if 'pid=%d,' % pid in line:
+                match = re.search(r'127\.0\.0\.1:57(0[1-3])\s', line.split()[3] + ' ')
+                if match:
+                    ports[int(match.group(1))] += 1
+        return ports.most_common(1)[0][0] if ports else None
+
+
+class Prober(threading.Thread):
+    """Hangs one guest every PROBE_PERIOD_S, resumes it a second later; records (hang time, instance)."""
+
+    def __init__(self, rig: Rig, pool: list[str]) -> None:
+        super().__init__(name='prober', daemon=True)
+        self.rig = rig
+        self.pool = pool
+        self.probes: list[tuple[float, str]] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        pending: collections.deque[tuple[float, str]] = collections.deque()
+        index = 0
+        while not self.done.is_set():
+            instance = self.pool[index % len(self.pool)]
+            index += 1
+            at = self.rig.hang([instance])[instance]
+            self.probes.append((at, instance))
+            pending.append((time.monotonic() + 1.0, instance))
+            while pending and pending[0][0] <= time.monotonic():
+                self.rig.resume([pending.popleft()[1]])
+            self.done.wait(PROBE_PERIOD_S)
+        self.rig.resume([instance for _, instance in pending])
+
+    def latencies(self) -> list[tuple[float, Optional[float]]]:
+        """(hang time, seconds to its fault.raised or None) of every probe."""
+        raised = sorted(self.rig.events(RAISED), key=lambda item: item[0])
+        result = []
+        for at, instance in self.probes:
+            arrival = next((t for t, p in raised if t >= at and p.get('instance_uuid') == instance), None)
+            result.append((at, None if arrival is None else arrival - at))
+        return result
+
+
+def _window(latencies: list[tuple[float, Optional[float]]], start: float, end: float) -> list[Optional[float]]:
+    return [lat for at, lat in latencies if start <= at < end]
+
+
+def run(drill: Any) -> None:
+    """Kill -9, then SIGSTOP, the node the compute agent uses; measure the probes' delay."""
+    verdict = drill.verdict
+    cluster = Cluster(drill.args.cluster_script)
+    t0 = time.monotonic()
+    cluster.run('start')
+    verdict.figures['cluster_start_s'] = round(time.monotonic() - t0, 1)
+    vhost = 'chaos_%s' % uuid.uuid4().hex[:8]
+    url, observer = cluster.vhost_url(vhost), cluster.vhost_url(vhost, (3,))
+    try:
+        _drill(drill, cluster, vhost, url, observer)
+    finally:
+        cluster.run('drop-vhost', vhost)
+
+
+def _drill(drill: Any, cluster: Cluster, vhost: str, url: str, observer: str) -> None:
+    verdict = drill.verdict
+    with running(drill, 'cluster', url=url, rabbit=CLUSTER_RABBIT_OPTIONS, listen_url=observer) as rig:
+        guests = rig.start_guests(GUESTS)
+        rig.start_controller()
+        compute = rig.start_compute()
+        time.sleep(2.0)
+        prober = Prober(rig, guests)
+        prober.start()
+        marks: dict[str, float] = {}
+        try:
+            time.sleep(5.0)
+            victim = cluster.node_of(compute.pid) or 1
+            verdict.figures['kill_victim_node'] = victim
+            marks['kill'] = time.time()
+            os.kill(cluster.pid(victim), signal.SIGKILL)
+            drill.log('node %d killed -9' % victim)
+            time.sleep(AFTER_S)
+            cluster.run('start')  # the killed node comes back and rejoins
+            marks['restarted'] = time.time()
+            time.sleep(5.0)
+            victim = cluster.node_of(compute.pid) or 1
+            if victim == 3:  # the first listener's node: listen on another one too
+                rig.listen_on(cluster.vhost_url(vhost, (1 if victim != 1 else 2,)))
+                time.sleep(1.0)
+            verdict.figures['sigstop_victim_node'] = victim
+            pid = cluster.pid(victim)
+            marks['sigstop'] = time.time()
+            os.kill(pid, signal.SIGSTOP)
+            drill.log('node %d stopped (SIGSTOP) for %.0f s' % (victim, HUNG_S))
+            try:
+                time.sleep(HUNG_S)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            marks['sigcont'] = time.time()
+            time.sleep(AFTER_S)
+        finally:
+            prober.done.set()
+            prober.join(10.0)
+        time.sleep(3.0)
+        _figures(drill, rig, prober, marks, guests)
+
+
+def _figures(drill: Any, rig: Rig, prober: Prober, marks: dict[str, float], guests: list[str]) -> None:
+    verdict = drill.verdict
+    latencies = prober.latencies()
+    quiet = [lat for lat in _window(latencies, 0.0, marks['kill']) if lat is not None]
+    base = statistics.median(quiet) if quiet else 0.0
+    verdict.figures['probes'] = len(latencies)
+    verdict.figures['quiet_median_s'] = round(base, 3)
+    for name, start, end in (('kill', marks['kill'] - 1.0, marks['restarted']),
+                             ('sigstop', marks.get('sigstop', 0.0) - 1.0, marks.get('sigcont', 0.0) + AFTER_S)):
+        window = _window(latencies, start, end)
+        lost = sum(lat is None for lat in window)
+        worst = max((lat for lat in window if lat is not None), default=None)
+        verdict.equal('%s_probes_lost' % name, lost, 0)
+        verdict.figures['%s_probes' % name] = len(window)
+        verdict.at_most('%s_max_delay_s' % name, None if worst is None else round(worst - base, 2),
+                        DELAY_TARGET_S, ' s')
+    raised = [(t, p) for t, p in rig.events(RAISED) if p.get('instance_uuid') in guests]
+    # A probe guest hangs again every len(guests) probes: count doubles per incident id, not per guest.
+    verdict.equal('duplicate_raised', sum(n - 1 for n in duplicates(raised, 'incident_id').values()), 0)
