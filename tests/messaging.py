@@ -42,6 +42,7 @@ class ConfFixture(fixtures.Fixture):
             self.conf.set_override(name, unique(name), group='rpc')
         for group in ('sink_notifications', 'sink_vitrage'):
             self.conf.set_override('topics', [unique(group)], group=group)
+        self.conf.set_override('intent_topic', unique('recovery_intents'), group='recovery')
         # Not set_override(): oslo.messaging's fixture rewrites 'notification_topics' to a group of its own.
         set_override = getattr(self.conf.set_override, 'wrapped', self.conf.set_override)
         for name, value in (('notification_topics', [unique('versioned_notifications')]),

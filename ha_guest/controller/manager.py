@@ -16,7 +16,7 @@ from ha_guest.controller.dispatch import SinkDispatcher, Worker
 from ha_guest.controller.endpoint import ControllerEndpoint, ControllerSyncEndpoint
 from ha_guest.controller.handler import FaultHandler
 from ha_guest.controller.nova_notifications import NovaNotificationEndpoint, get_listener
-from ha_guest.controller.recovery_intents import IntentCarrier, IntentPublisher, start_listener
+from ha_guest.controller.recovery_intents import IntentCarrier, IntentPublisher, get_intent_transport, start_listener
 from ha_guest.controller.registry import ENDED, FaultRegistry
 from ha_guest.controller.sgm_directory import MemberDirectory
 from ha_guest.controller.sgm_router import SgmRouter
@@ -92,7 +92,11 @@ class ControllerManager:
         self.compute_api = ComputeAPI(conf, self.transport)
         # Recovery intents only where a sink acts on them (recovery, masakari).
         action_sinks = [sink for sink in sinks.values() if isinstance(sink, ActionSink)]
-        self.intents = IntentPublisher(conf, self.notification_transport, self.origin) if action_sinks else None
+        self.intent_transport: Optional[oslo_messaging.Transport] = None
+        if action_sinks:
+            self.intent_transport = (get_intent_transport(conf) if self._own_notification
+                                     else self.notification_transport)
+        self.intents = IntentPublisher(conf, self.intent_transport, self.origin) if self.intent_transport else None
         self.carrier = IntentCarrier(self.registry, action_sinks, self._ask_host,
                                      conf.recovery.unknown_incident_wait_s) if action_sinks else None
         self.handler = FaultHandler(self.registry, self.dispatcher, self.peers, self.peer_worker, self.intents)
@@ -116,7 +120,8 @@ class ControllerManager:
             self._servers.append(server)
         if self.carrier is not None:
             # After the sync server: an intent for an incident a peer knows waits for that peer's sync.
-            self._servers.append(start_listener(self.conf, self.notification_transport, self.carrier))
+            assert self.intent_transport is not None
+            self._servers.append(start_listener(self.conf, self.intent_transport, self.carrier))
         if self.conf.sgm.enabled:
             self.directory.warm_up()
             self._start_nova_listener()
@@ -185,4 +190,6 @@ class ControllerManager:
             self.transport.cleanup()
         if self._own_notification:
             self.notification_transport.cleanup()
+            if self.intent_transport is not None:
+                self.intent_transport.cleanup()
         LOG.info('ha-guest-controller %s stopped', self.origin)

@@ -10,6 +10,11 @@ the endpoint returns once every action of the intent was decided. A
 redelivered intent may find its action done already: the action sinks ask
 Nova (or Masakari) before they act, so a crash at any moment neither loses
 nor doubles the action.
+
+The intents keep to an exchange of their own (named as the topic), and the
+intent transport declares it and the queue without auto-delete whatever
+[oslo_messaging_rabbit] amqp_auto_delete says: intents must outlive every
+controller that could consume them (all of them may be down at once).
 """
 
 from __future__ import annotations
@@ -42,9 +47,25 @@ PEER_SYNC_GRACE_S = 0.3
 LOGGED_INCIDENTS = 3
 
 
-def intent_target(conf: cfg.ConfigOpts) -> oslo_messaging.Target:
-    """Return the target the intent listener consumes (queue ``<intent_topic>.info``)."""
-    return oslo_messaging.Target(topic=conf.recovery.intent_topic)
+def intent_target(conf: cfg.ConfigOpts, suffix: str = '') -> oslo_messaging.Target:
+    """Return the target the intent listener consumes (queue ``<intent_topic>.info``), on its own exchange."""
+    topic = conf.recovery.intent_topic
+    return oslo_messaging.Target(exchange=topic, topic=topic + suffix)
+
+
+def intent_transport_url(conf: cfg.ConfigOpts) -> Optional[str]:
+    """Return the notification transport URL with the intents' queue options (RabbitMQ: never auto-deleted)."""
+    url = conf.oslo_messaging_notifications.transport_url or conf.transport_url
+    parsed = oslo_messaging.TransportURL.parse(conf, url)
+    if parsed.transport not in ('rabbit', 'kombu'):
+        return url
+    query = dict(parsed.query, amqp_auto_delete='false')
+    return str(oslo_messaging.TransportURL(conf, parsed.transport, parsed.virtual_host, parsed.hosts, query))
+
+
+def get_intent_transport(conf: cfg.ConfigOpts) -> oslo_messaging.Transport:
+    """Return the notification transport the intents are published and consumed on."""
+    return oslo_messaging.get_notification_transport(conf, url=intent_transport_url(conf))
 
 
 class IntentPublisher:
@@ -54,7 +75,7 @@ class IntentPublisher:
         self.origin = origin
         self.publisher_id = 'ha_guest.controller.%s' % conf.host
         self._transport = transport
-        self._target = oslo_messaging.Target(topic='%s.info' % conf.recovery.intent_topic)
+        self._target = intent_target(conf, '.info')
 
     def publish(self, faults: list[dict[str, Any]]) -> None:
         """Put one intent for ``faults`` on the broker."""

@@ -53,6 +53,7 @@ class RabbitFixture(fixtures.Fixture):
                     ('controller_topic', 'controller_sync_topic', 'compute_topic')},
             'sink_notifications': {'topics': self.conf.sink_notifications.topics},
             'sink_vitrage': {'topics': self.conf.sink_vitrage.topics},
+            'recovery': {'intent_topic': self.conf.recovery.intent_topic},
             # Nova's notifications on a topic and exchange of this fixture's own, unless a test names Nova's.
             'sgm': {name: self.conf.sgm[name] for name in
                     ('notification_topics', 'notification_exchange', 'notification_pool')},

@@ -10,7 +10,13 @@ from typing import Any
 import fixtures
 import testtools
 
-from ha_guest.controller.recovery_intents import EVENT_INTENT, IntentCarrier, IntentPublisher, start_listener
+from ha_guest.controller.recovery_intents import (
+    EVENT_INTENT,
+    IntentCarrier,
+    IntentPublisher,
+    intent_transport_url,
+    start_listener,
+)
 from ha_guest.controller.registry import ENDED, FaultRegistry
 from ha_guest.rpc import transport as rpc_transport
 from ha_guest.sinks.recovery import ACTED, SKIPPED, RecoverySink
@@ -155,3 +161,15 @@ class TestPublishAndListen(CarrierTestCase):
 
         publisher = IntentPublisher(self.conf, Broken(), 'ctl-x')  # type: ignore[arg-type]
         self.assertRaises(ConnectionError, publisher.publish, [fault()])
+
+
+class TestIntentTransport(testtools.TestCase):
+
+    def test_rabbit_queue_never_auto_deleted(self) -> None:
+        conf = self.useFixture(ConfFixture(transport_url='rabbit://u:p@broker:5672/vh?heartbeat_rate=2')).conf
+        url = intent_transport_url(conf)
+        self.assertEqual('rabbit://u:p@broker:5672/vh?heartbeat_rate=2&amqp_auto_delete=false', url)
+
+    def test_other_drivers_unchanged(self) -> None:
+        conf = self.useFixture(ConfFixture()).conf
+        self.assertEqual('fake:/', intent_transport_url(conf))
