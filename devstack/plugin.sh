@@ -83,6 +83,31 @@ function _ha_guest_host {
     echo "${host:-$(hostname)}"
 }
 
+# QEMU's group, whose members reach the channel sockets (mode 0775, in
+# directories of mode 0750 under /var/lib/libvirt/qemu).
+function _ha_guest_qemu_group {
+    local group=${HA_GUEST_QEMU_GROUP:-}
+    local conf=${_HA_GUEST_QEMU_CONF:-/etc/libvirt/qemu.conf} dir=${_HA_GUEST_QEMU_DIR:-/var/lib/libvirt/qemu}
+    if [[ -z "$group" && -r "$conf" ]]; then
+        group=$(sed -n 's/^[[:space:]]*group[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' "$conf" | tail -n 1)
+    fi
+    if [[ -z "$group" && -d "$dir" ]]; then
+        group=$(stat -c %G "$dir")
+    fi
+    echo "${group:-libvirt-qemu}"
+}
+
+# The compute agent's system user, in QEMU's group. Read-only libvirt needs no
+# group (polkit's org.libvirt.unix.monitor, or devstack's auth_unix_ro=none);
+# the "libvirt" group would let it manage every domain.
+function create_ha_guest_compute_user {
+    if ! getent passwd "$HA_GUEST_COMPUTE_USER" >/dev/null; then
+        sudo useradd --system --user-group --home-dir "$HA_GUEST_STATE_DIR" --shell /usr/sbin/nologin \
+            "$HA_GUEST_COMPUTE_USER"
+    fi
+    sudo usermod --append --groups "$(_ha_guest_qemu_group)" "$HA_GUEST_COMPUTE_USER"
+}
+
 # Vitrage's post-config phase rewrites [datasources] types, and its extra phase
 # starts the API the template is loaded through: both must run before ours.
 function _ha_guest_check_plugin_order {
@@ -133,7 +158,13 @@ function install_ha_guest {
 # /etc/ha_guest/ha_guest.conf, read by both services.
 function configure_ha_guest {
     sudo install -d -o "$STACK_USER" -m 755 "$HA_GUEST_CONF_DIR"
-    sudo install -d -o "$STACK_USER" -m 755 "$HA_GUEST_STATE_DIR"
+    if is_ha_guest_compute; then
+        # The compute agent writes its state file there, as its own user.
+        create_ha_guest_compute_user
+        sudo install -d -o "$HA_GUEST_COMPUTE_USER" -g "$STACK_USER" -m 770 "$HA_GUEST_STATE_DIR"
+    else
+        sudo install -d -o "$STACK_USER" -m 755 "$HA_GUEST_STATE_DIR"
+    fi
     rm -f "$HA_GUEST_CONF"
 
     # [DEFAULT] transport_url: devstack's RabbitMQ, as for every other service.
@@ -226,8 +257,10 @@ function configure_vitrage_for_ha_guest {
     values_dir=${values_dir:-$VITRAGE_CONF_DIR/datasources_values}
     install -d "$values_dir"
     install -m 644 "$HA_GUEST_VITRAGE_VALUES" "$values_dir/"
-    # [ha_guest] controller_exchange keeps its default, "openstack": the
-    # controllers here use oslo.messaging's default control_exchange.
+    # [ha_guest] controller_exchange keeps its default, "ha_guest": the
+    # controllers here keep their default [DEFAULT] control_exchange, ha_guest's
+    # own exchange. Our notifications reach Vitrage's listener although they
+    # are sent on that exchange: see doc/source/operations.rst.
 }
 
 # Vitrage keeps templates in its database, which its plugin recreates on
@@ -247,11 +280,13 @@ function start_ha_guest {
         run_process ha-guest-controller "$HA_GUEST_BIN_DIR/ha-guest-controller --config-file $HA_GUEST_CONF"
     fi
     if is_ha_guest_compute; then
-        # As root: the agent connects to the channel sockets QEMU creates
-        # under /var/lib/libvirt/qemu, which belong to QEMU's user, not to
-        # $STACK_USER (libvirtd, as root, does the same for the QEMU guest
-        # agent's socket). It opens libvirt read-only and changes nothing.
-        run_process ha-guest-compute "$HA_GUEST_BIN_DIR/ha-guest-compute --config-file $HA_GUEST_CONF" "" root
+        # As its own unprivileged user, a member of QEMU's group (see
+        # create_ha_guest_compute_user): it connects to the channel sockets QEMU
+        # creates under /var/lib/libvirt/qemu, opens libvirt read-only and
+        # changes nothing. SIGHUP (systemctl reload devstack@ha-guest-compute)
+        # reloads its log level and mutable options.
+        run_process ha-guest-compute "$HA_GUEST_BIN_DIR/ha-guest-compute --config-file $HA_GUEST_CONF" "" \
+            "$HA_GUEST_COMPUTE_USER"
     fi
 }
 

@@ -14,6 +14,7 @@ from oslo_config import cfg
 from oslo_messaging import conffixture
 
 from ha_guest import conf as ha_conf
+from ha_guest.rpc import transport as rpc_transport
 
 
 def unique(name: str) -> str:
@@ -35,6 +36,7 @@ class ConfFixture(fixtures.Fixture):
         ha_conf.register_all(self.conf)
         # oslo.messaging's own groups (tracing, metrics, rabbit...) exist only on cfg.CONF otherwise.
         messaging = self.useFixture(conffixture.ConfFixture(self.conf))
+        rpc_transport.set_defaults(self.conf)  # the services' exchange, as their command lines set it
         messaging.transport_url = self.transport_url
         self.conf([], project='ha_guest_tests', default_config_files=[], default_config_dirs=[])
         self.conf.set_override('host', self.host)

@@ -1,17 +1,28 @@
 #!/bin/bash
-# Make sure a RabbitMQ broker answers on 127.0.0.1:5672 (functional tests, benchmark, CI).
+# Make sure a RabbitMQ broker answers on 127.0.0.1:5672 (functional tests, benchmark, CI)
+# and has the tests' own vhost.
 #
-# Idempotent: exits 0 at once when the port already answers. Otherwise installs
-# rabbitmq-server with apt-get (only when root and missing), starts it detached
-# and polls the port. Fails loudly, so the tests never run (or skip) without it.
+# Idempotent: when the port already answers only the vhost is checked. Otherwise
+# installs rabbitmq-server with apt-get (only when root and missing), starts it
+# detached and polls the port. Fails loudly, so the tests never run (or skip)
+# without it.
+#
+# The tests and benchmarks use the vhost "ha_guest_test"
+# (ha_guest.testing.messaging.TEST_VHOST), never "/": on a development cloud's
+# broker "/" holds the services' exchanges ("openstack", "nova"...), declared
+# with options our tests' auto-delete ones would clash with (PRECONDITION_FAILED).
+# The vhost is created here, with rabbitmqctl, and user guest may use it.
 #
 # Environment: RABBITMQ_HOST (127.0.0.1), RABBITMQ_PORT (5672),
-#              RABBITMQ_WAIT_S (seconds to wait for the port, 60).
+#              RABBITMQ_WAIT_S (seconds to wait for the port, 60),
+#              HA_GUEST_TEST_VHOST (ha_guest_test), HA_GUEST_TEST_USER (guest).
 set -euo pipefail
 
 host=${RABBITMQ_HOST:-127.0.0.1}
 port=${RABBITMQ_PORT:-5672}
 wait_s=${RABBITMQ_WAIT_S:-60}
+vhost=${HA_GUEST_TEST_VHOST:-ha_guest_test}
+user=${HA_GUEST_TEST_USER:-guest}
 
 port_open() {
     # bash's /dev/tcp needs no extra tool; timeout bounds a hanging connect.
@@ -23,7 +34,31 @@ fail() {
     exit 1
 }
 
+# The tests' vhost, with every permission for $user; a broker that is not local (or no
+# rabbitmqctl) must have it already.
+ensure_vhost() {
+    if ! command -v rabbitmqctl >/dev/null 2>&1; then
+        echo "warning: no rabbitmqctl here; the broker on $host:$port must have vhost $vhost" >&2
+        return 0
+    fi
+    local deadline=$((SECONDS + wait_s)) vhosts
+    # rabbitmqctl may refuse for a moment after the port opens (the node is still booting).
+    until vhosts=$(rabbitmqctl -q list_vhosts name 2>/dev/null); do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            fail "rabbitmqctl list_vhosts failed for ${wait_s}s (root is needed to use rabbitmqctl)"
+        fi
+        sleep 1
+    done
+    if ! grep -qx -- "$vhost" <<<"$vhosts"; then
+        echo "Adding vhost $vhost" >&2
+        rabbitmqctl -q add_vhost "$vhost" >/dev/null || fail "rabbitmqctl add_vhost $vhost failed"
+    fi
+    rabbitmqctl -q set_permissions -p "$vhost" "$user" '.*' '.*' '.*' >/dev/null ||
+        fail "rabbitmqctl set_permissions -p $vhost $user failed"
+}
+
 if port_open; then
+    ensure_vhost
     exit 0
 fi
 
@@ -65,4 +100,5 @@ until port_open; do
     fi
     sleep 0.5
 done
-echo "RabbitMQ answers on $host:$port" >&2
+ensure_vhost
+echo "RabbitMQ answers on $host:$port (vhost $vhost)" >&2

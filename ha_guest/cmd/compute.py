@@ -3,68 +3,76 @@
 from __future__ import annotations
 
 import gc
-import signal
 import sys
-import threading
-from typing import List, Optional
+from typing import Any, List, Optional
 
-from ha_guest.cmd import prepare_process
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_service.backend.base import ServiceBase  # oslo_service.service would select a backend
+
+from ha_guest.cmd import prepare_conf
 
 PROG = "ha-guest-compute"
 
+LOG = logging.getLogger(PROG)
+
+
+class ComputeService(ServiceBase):
+    """The compute agent as an oslo.service service: manager, RPC server and their transport."""
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        self.conf = conf
+        self.manager: Any = None
+        self.server: Any = None
+        self.transport: Any = None
+        self.started = False
+
+    def start(self) -> None:
+        """Connect to the broker, start watching guests, then serve the compute RPC API."""
+        from ha_guest import rpc
+        from ha_guest.compute.endpoint import RPC_WORKERS
+        from ha_guest.compute.manager import ComputeEndpoint, ComputeManager
+
+        self.transport = rpc.get_rpc_transport(self.conf)
+        controller = rpc.ControllerAPI(self.conf, self.transport)
+        self.manager = ComputeManager(self.conf, controller)
+        self.server = rpc.get_rpc_server(self.transport, rpc.compute_server_target(self.conf),
+                                         [ComputeEndpoint(self.manager)])
+        self.manager.start()
+        self.server.start(override_pool_size=RPC_WORKERS)
+        self.started = True
+        # What start made (modules, channels, monitors) lives as long as the process:
+        # keep it out of the full collections that would otherwise stall the loop.
+        gc.freeze()
+
+    def stop(self, graceful: bool = True) -> None:
+        """Stop serving RPC, flush the reporter and save the state file, close the transport."""
+        if self.server is not None and self.started:
+            self.server.stop()
+            self.server.wait()
+        self.server = None
+        if self.manager is not None:
+            # A manager that failed to start has nothing to flush.
+            self.manager.stop(flush_timeout=2.0 if graceful and self.started else 0.0)
+            self.manager = None
+        if self.transport is not None:
+            self.transport.cleanup()
+            self.transport = None
+
+    def wait(self) -> None:
+        """Nothing to wait for: stop() returns once everything has stopped."""
+
+    def reset(self) -> None:
+        """Apply reloaded options: the mutable one ([compute] state_report_interval_s) is read where it is used."""
+
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the compute agent until SIGTERM or SIGINT; return the exit status."""
-    prepare_process()  # before anything imports oslo.messaging
+    """Run the compute agent until SIGTERM or SIGINT (SIGHUP reloads); return the exit status."""
+    conf = prepare_conf(argv, PROG)  # refuses eventlet: before anything imports oslo.messaging
+    from ha_guest.cmd.launcher import Launcher, log_start
 
-    from oslo_config import cfg
-    from oslo_log import log as logging
-
-    from ha_guest import conf as ha_conf
-    from ha_guest import rpc
-    from ha_guest.compute.endpoint import RPC_WORKERS
-    from ha_guest.compute.manager import ComputeEndpoint, ComputeManager
-
-    conf = cfg.CONF
-    logging.register_options(conf)
-    ha_conf.register_all(conf)
-    conf(sys.argv[1:] if argv is None else argv, project="ha_guest", prog=PROG)
-    logging.setup(conf, "ha_guest")
-    log = logging.getLogger(PROG)
-
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        log.info("%s received, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    transport = rpc.get_rpc_transport(conf)
-    controller = rpc.ControllerAPI(conf, transport)
-    manager = ComputeManager(conf, controller)
-    server = rpc.get_rpc_server(transport, rpc.compute_server_target(conf), [ComputeEndpoint(manager)])
-    try:
-        manager.start()
-    except Exception as exc:  # noqa: BLE001 - say why and exit, e.g. a discovery driver that cannot load
-        log.error("cannot start: %s", exc)
-        manager.stop(flush_timeout=0.0)
-        transport.cleanup()
-        return 1
-    server.start(override_pool_size=RPC_WORKERS)
-    # What start made (modules, channels, monitors) lives as long as the process:
-    # keep it out of the full collections that would otherwise stall the loop.
-    gc.freeze()
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        server.stop()
-        server.wait()
-        manager.stop(flush_timeout=2.0)
-        transport.cleanup()
-    return 0
+    log_start(conf, PROG)
+    return Launcher(conf, ComputeService(conf), PROG).run()
 
 
 if __name__ == "__main__":

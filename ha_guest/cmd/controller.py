@@ -2,53 +2,58 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from typing import Any, Optional
 
-from ha_guest.cmd import prepare_process
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_service.backend.base import ServiceBase  # oslo_service.service would select a backend
+
+from ha_guest.cmd import prepare_conf
+
+PROG = 'ha-guest-controller'
+
+LOG = logging.getLogger(__name__)
+
+
+class ControllerService(ServiceBase):
+    """The controller as an oslo.service service: its manager loads the sinks and serves the RPC APIs."""
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        from ha_guest.controller.manager import ControllerManager
+
+        self.conf = conf
+        # Built here, not in start(): a sink that cannot load stops the process before it serves.
+        self.manager: Any = ControllerManager(conf)
+
+    def start(self) -> None:
+        """Serve the controller and peer-sync APIs, start the sinks and watchers."""
+        self.manager.start()
+
+    def stop(self, graceful: bool = True) -> None:
+        """Stop serving and drain the sinks."""
+        self.manager.stop()
+
+    def wait(self) -> None:
+        """Nothing to wait for: stop() returns once the sinks are drained."""
+
+    def reset(self) -> None:
+        """Apply reloaded options: the mutable one ([recovery] action_deadline_s) is read where it is used."""
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Run the controller until SIGTERM or SIGINT; return the exit status."""
-    prepare_process()
-    # Imported after prepare_process(): they pull in oslo.messaging.
-    import pbr.version
-    from oslo_config import cfg
-    from oslo_log import log as logging
+    """Run the controller until SIGTERM or SIGINT (SIGHUP reloads); return the exit status."""
+    conf = prepare_conf(argv, PROG)  # refuses eventlet: before anything imports oslo.messaging
+    from ha_guest.cmd.launcher import Launcher, log_start
+    from ha_guest.controller.manager import SinkLoadError
 
-    from ha_guest import conf as ha_conf
-    from ha_guest.controller.manager import ControllerManager, SinkLoadError
-
-    conf = cfg.CONF
-    logging.register_options(conf)
-    ha_conf.register_all(conf)
-    conf(sys.argv[1:] if argv is None else argv, project='ha_guest', prog='ha-guest-controller',
-         version=pbr.version.VersionInfo('ha_guest').version_string())
-    logging.setup(conf, 'ha_guest')
-    log = logging.getLogger(__name__)
-
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        log.info('%s received, stopping', signal.Signals(signum).name)
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
-
+    log_start(conf, PROG)
     try:
-        manager = ControllerManager(conf)
+        controller = ControllerService(conf)
     except SinkLoadError as exc:
-        log.error('%s', exc)
+        LOG.error('%s', exc)
         return 1
-    manager.start()
-    try:
-        stop.wait()
-    finally:
-        manager.stop()
-    return 0
+    return Launcher(conf, controller, PROG).run()
 
 
 if __name__ == '__main__':

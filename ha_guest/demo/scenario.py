@@ -14,6 +14,7 @@ from ha_guest.demo.guests import Guests
 from ha_guest.demo.services import HostServices
 from ha_guest.demo.sgm_scene import SgmScene
 from ha_guest.demo.timeline import DemoFailed, Recorder, Seen, Timeline
+from ha_guest.rpc import transport as rpc_transport
 from ha_guest.sinks import base as sinks_base
 from ha_guest.testing import wait_for
 
@@ -68,7 +69,8 @@ class Demo:
             tl.say('Vitrage left out (--no-vitrage): faults end at the controller and its notifications')
         notification_transport = self.vitrage.notification_transport if self.vitrage else None
         # The stand-in Nova publishes on the services' notification transport, so on its exchange.
-        exchange = notification_transport.conf.control_exchange if notification_transport else 'openstack'
+        exchange = (notification_transport.conf.control_exchange if notification_transport
+                    else rpc_transport.CONTROL_EXCHANGE)
         self.sgm.start_nova()
         self.services = services = HostServices(
             self.tmp, self.transport_url, self.guests.channel_dir, vitrage_topics, notification_transport,

@@ -13,6 +13,26 @@ ALLOWED_REMOTE_EXMODS = ['ha_guest.rpc.errors']
 
 Context = Optional[Any]
 
+#: [DEFAULT] control_exchange of ha_guest's services: our RPC topics and the
+#: notifications we send live on an exchange of our own, not on the "openstack"
+#: exchange every service shares (a broker refuses to see one exchange declared
+#: with different options, and our topics do not mix with other services').
+CONTROL_EXCHANGE = 'ha_guest'
+
+
+def set_defaults(conf: cfg.ConfigOpts) -> None:
+    """Make ``conf``'s [DEFAULT] control_exchange default to CONTROL_EXCHANGE.
+
+    Per ConfigOpts: oslo_messaging.set_transport_defaults would change the default
+    of every ConfigOpts in the process (Nova's too, where both share one).
+    """
+    if 'control_exchange' not in conf:
+        from oslo_messaging import opts as messaging_opts  # registers a copy of oslo.messaging's option
+
+        conf.register_opts([opt for group, opts in messaging_opts.list_opts() if group is None
+                            for opt in opts if opt.dest == 'control_exchange'])
+    conf.set_default('control_exchange', CONTROL_EXCHANGE)
+
 
 def get_rpc_transport(conf: cfg.ConfigOpts, url: Optional[str] = None) -> oslo_messaging.Transport:
     """Return an RPC transport for ``url`` (default: [DEFAULT] transport_url)."""

@@ -12,7 +12,11 @@ from oslo_config import cfg
 
 from ha_guest import conf as ha_conf
 
-DEFAULT_RABBIT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
+#: The vhost of the tests and benchmarks on a shared broker (tools/ensure-rabbitmq.sh creates it): a
+#: development cloud's RabbitMQ keeps its exchanges (e.g. "openstack", declared with other options
+#: than our tests' auto-delete ones: PRECONDITION_FAILED) in "/", never in ours.
+TEST_VHOST = 'ha_guest_test'
+DEFAULT_RABBIT_URL = 'rabbit://guest:guest@127.0.0.1:5672/' + TEST_VHOST
 
 # The options oslo.messaging registers only on cfg.CONF, as its own ConfFixture registers them
 # on a private ConfigOpts (module, attribute, group).
@@ -36,9 +40,10 @@ def transport_url() -> str:
 
 
 def check_broker(url: str, timeout: float = 3.0) -> None:
-    """Raise ConnectionError with a clear message unless the broker's first host accepts TCP connections."""
+    """Raise ConnectionError with a clear message unless the broker's first host lets us into the URL's vhost."""
     # oslo.messaging URLs may list several hosts ("user:pw@h1:5672,user:pw@h2:5672"): check the first.
-    first = urllib.parse.urlsplit(url).netloc.split(',')[0]
+    split = urllib.parse.urlsplit(url)
+    first = split.netloc.split(',')[0]
     parsed = urllib.parse.urlsplit('//' + first)
     host, port = parsed.hostname or '127.0.0.1', parsed.port or 5672
     try:
@@ -47,14 +52,33 @@ def check_broker(url: str, timeout: float = 3.0) -> None:
     except OSError as exc:
         raise ConnectionError('RabbitMQ not reachable at %s:%s (%s); start one with tools/ensure-rabbitmq.sh'
                               % (host, port, exc)) from None
+    if not split.scheme.startswith('rabbit'):
+        return
+    # A missing vhost would make oslo.messaging retry for ever: say so at once.
+    import kombu
+
+    vhost = urllib.parse.unquote(split.path[1:]) if len(split.path) > 1 else '/'
+    amqp = kombu.Connection(hostname=host, port=port, userid=urllib.parse.unquote(parsed.username or 'guest'),
+                            password=urllib.parse.unquote(parsed.password or 'guest'), virtual_host=vhost,
+                            connect_timeout=timeout)
+    try:
+        amqp.connect()
+    except Exception as exc:  # noqa: BLE001 - any refusal: access, vhost, authentication
+        raise ConnectionError('RabbitMQ at %s:%s refuses vhost %r (%s); tools/ensure-rabbitmq.sh creates %r'
+                              % (host, port, vhost, exc, TEST_VHOST)) from None
+    finally:
+        amqp.release()
 
 
 def make_conf(transport_url: str, host: str, groups: dict[str, dict[str, Any]]) -> cfg.ConfigOpts:
     """Return a private ConfigOpts with every ha_guest and oslo.messaging option, set as given."""
+    from ha_guest.rpc import transport  # imports oslo.messaging: only once the caller refused eventlet
+
     conf = cfg.ConfigOpts()
     for module, attribute, group in _MESSAGING_OPTS:
         conf.register_opts(getattr(importlib.import_module(module), attribute), group=group)
     ha_conf.register_all(conf)
+    transport.set_defaults(conf)  # our services' exchange, as their command lines set it
     conf([], project='ha_guest', default_config_files=[], default_config_dirs=[])
     conf.set_override('transport_url', transport_url)
     conf.set_override('host', host)

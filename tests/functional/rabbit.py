@@ -1,6 +1,7 @@
 """Functional test fixtures on a real RabbitMQ: broker check, private conf, service processes.
 
-The broker comes from HA_GUEST_TRANSPORT_URL (default rabbit://guest:guest@127.0.0.1:5672/); start
+The broker comes from HA_GUEST_TRANSPORT_URL (default rabbit://guest:guest@127.0.0.1:5672/ha_guest_test,
+the vhost of the tests, which keeps them apart from a cloud's exchanges on "/"); start
 one with tools/ensure-rabbitmq.sh. A missing broker fails the test, it never skips it.
 """
 
@@ -70,17 +71,18 @@ class RabbitFixture(fixtures.Fixture):
 class ServiceProcess(fixtures.Fixture):
     """A service started with ``python -m module``; its output is attached to the test, it is killed at cleanup."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_dir: str) -> None:
+    def __init__(self, name: str, argv: Sequence[str], log_dir: str, env: Optional[dict[str, str]] = None) -> None:
         super().__init__()
         self.name = name
         self.argv = [sys.executable, *argv]
         self.log_path = os.path.join(log_dir, '%s.log' % name)
+        self.env = None if env is None else dict(os.environ, **env)
         self.proc: Optional[subprocess.Popen[bytes]] = None
 
     def _setUp(self) -> None:
         with open(self.log_path, 'ab') as log:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, env=self.env)
         # The test gathers a fixture's details before the fixture's cleanups run:
         # the log is read then, while the process may still be writing it.
         self.addDetail('%s-log' % self.name, content.Content(content.UTF8_TEXT, self._log_bytes))
@@ -93,6 +95,11 @@ class ServiceProcess(fixtures.Fixture):
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def send(self, signum: int) -> None:
+        """Send ``signum`` to the process (it must still run)."""
+        assert self.proc is not None and self.proc.poll() is None, self.log()
+        self.proc.send_signal(signum)
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = TIMEOUT) -> int:
         """Send ``signum`` and wait for the exit status."""
@@ -125,9 +132,10 @@ class ServiceProcess(fixtures.Fixture):
 class ControllerProcess(ServiceProcess):
     """A real ha-guest-controller on the fixture's broker and topics, ready when started."""
 
-    def __init__(self, rabbit: RabbitFixture, host: str, tmp: str, **groups: dict[str, Any]) -> None:
-        config = rabbit.service_config(os.path.join(tmp, '%s.conf' % host), host, **groups)
-        super().__init__(host, ['-m', CONTROLLER_MODULE, '--config-file', config], tmp)
+    def __init__(self, rabbit: RabbitFixture, host: str, tmp: str, env: Optional[dict[str, str]] = None,
+                 **groups: dict[str, Any]) -> None:
+        self.config = rabbit.service_config(os.path.join(tmp, '%s.conf' % host), host, **groups)
+        super().__init__(host, ['-m', CONTROLLER_MODULE, '--config-file', self.config], tmp, env=env)
         self.rabbit = rabbit
         self.host = host
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import grp
 import os
 import pathlib
 import re
 import shutil
 import subprocess
 import tempfile
+from typing import Optional
 
 import testtools
 from oslo_log import _options as log_options
@@ -74,7 +76,7 @@ class TestDevstackPlugin(testtools.TestCase):
         self.addCleanup(shutil.rmtree, self.tmp)
 
     def _run(self, *phase: str, services: str, virt_driver: str = 'libvirt',
-             plugins: str = ',vitrage,ha_guest') -> tuple[int, list[list[str]]]:
+             plugins: str = ',vitrage,ha_guest', **extra_env: str) -> tuple[int, list[list[str]]]:
         """Source settings and run one phase of plugin.sh under the stubs; return its status and calls."""
         log = os.path.join(self.tmp, 'calls')
         open(log, 'w').close()
@@ -86,7 +88,7 @@ class TestDevstackPlugin(testtools.TestCase):
             'VITRAGE_CONF': '/etc/vitrage/vitrage.conf', 'VITRAGE_CONF_DIR': '/etc/vitrage',
             'KEYSTONE_SERVICE_URI': 'http://keystone/identity', 'SERVICE_PASSWORD': 'secret',
             'SERVICE_DOMAIN_NAME': 'Default', 'SERVICE_PROJECT_NAME': 'service', 'REGION_NAME': 'RegionOne',
-            'ENABLE_DEBUG_LOG_LEVEL': 'True',
+            'ENABLE_DEBUG_LOG_LEVEL': 'True', **extra_env,
         }
         proc = subprocess.run(['bash', '-c', script], env=env, capture_output=True, text=True, timeout=60)
         with open(log, encoding='utf-8') as calls:
@@ -163,10 +165,60 @@ class TestDevstackPlugin(testtools.TestCase):
         self.assertEqual(0, status)
         started = [call[1] for call in calls if call[0] == 'run_process']
         self.assertEqual(['ha-guest-controller', 'ha-guest-compute'], started)
+        runs = {call[1]: call[2:] for call in calls if call[0] == 'run_process'}
+        # The controller as devstack's $STACK_USER, the agent as its unprivileged user, never root.
+        self.assertEqual(['/opt/stack/data/venv/bin/ha-guest-controller --config-file /etc/ha_guest/ha_guest.conf'],
+                         runs['ha-guest-controller'])
+        self.assertEqual(['/opt/stack/data/venv/bin/ha-guest-compute --config-file /etc/ha_guest/ha_guest.conf',
+                          '', 'ha-guest'], runs['ha-guest-compute'])
         self.assertIn('vitrage', [call[0] for call in calls])
         # No agent without nova-compute on the host.
         status, calls = self._run('stack', 'extra', services='ha-guest-compute,ha-guest-controller')
         self.assertEqual(['ha-guest-controller'], [call[1] for call in calls if call[0] == 'run_process'])
+
+    def test_compute_user_in_qemus_group_owns_the_state_dir(self) -> None:
+        status, calls = self._run('stack', 'post-config', services='n-cpu,ha-guest-compute,ha-guest-controller',
+                                  HA_GUEST_QEMU_GROUP='kvm', HA_GUEST_COMPUTE_USER='hg-test-nobody')
+        self.assertEqual(0, status)
+        sudo = [call[1:] for call in calls if call[0] == 'sudo']
+        self.assertIn(['useradd', '--system', '--user-group', '--home-dir', '/opt/stack/data/ha_guest',
+                       '--shell', '/usr/sbin/nologin', 'hg-test-nobody'], sudo)
+        self.assertIn(['usermod', '--append', '--groups', 'kvm', 'hg-test-nobody'], sudo)
+        self.assertIn(['install', '-d', '-o', 'hg-test-nobody', '-g', 'stack', '-m', '770',
+                       '/opt/stack/data/ha_guest'], sudo)
+        # The state file the agent writes is in that directory.
+        state = [call[4] for call in calls if call[0] == 'iniset' and call[3] == 'state_file']
+        self.assertEqual(['/opt/stack/data/ha_guest/compute-state.json'], state)
+        # A controller-only host makes no user; the directory stays devstack's.
+        status, calls = self._run('stack', 'post-config', services='ha-guest-controller')
+        sudo = [call[1:] for call in calls if call[0] == 'sudo']
+        self.assertEqual([], [call for call in sudo if call[0] in ('useradd', 'usermod')])
+        self.assertIn(['install', '-d', '-o', 'stack', '-m', '755', '/opt/stack/data/ha_guest'], sudo)
+
+    def test_qemu_group_found_without_setting(self) -> None:
+        def qemu_group(conf_text: Optional[str], directory: str) -> str:
+            conf = os.path.join(self.tmp, 'qemu.conf')
+            if conf_text is None:
+                conf = os.path.join(self.tmp, 'missing.conf')
+            else:
+                with open(conf, 'w', encoding='utf-8') as handle:
+                    handle.write(conf_text)
+            script = '%s\nsource %s\nsource %s\n_ha_guest_qemu_group\n' % (STUBS, SETTINGS, PLUGIN)
+            env = {'PATH': os.environ.get('PATH', '/usr/bin:/bin'), 'STUB_LOG': os.path.join(self.tmp, 'calls'),
+                   'ENABLED_SERVICES': '', 'DEST': '/opt/stack', 'DATA_DIR': '/opt/stack/data',
+                   '_HA_GUEST_QEMU_CONF': conf, '_HA_GUEST_QEMU_DIR': directory}
+            proc = subprocess.run(['bash', '-c', script], env=env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(0, proc.returncode, proc.stderr)
+            return proc.stdout.strip().splitlines()[-1]
+
+        # qemu.conf's group wins (the last one set), a commented one does not count.
+        self.assertEqual('qemu', qemu_group('#group = "nobody"\ngroup = "kvm"\n group = "qemu" # ours\n', '/nope'))
+        # Else the group owning QEMU's directory (its channel sockets' folders).
+        owned = os.path.join(self.tmp, 'qemu-dir')
+        os.mkdir(owned)
+        self.assertEqual(grp.getgrgid(os.stat(owned).st_gid).gr_name, qemu_group('#group = "kvm"\n', owned))
+        # Else Debian's.
+        self.assertEqual('libvirt-qemu', qemu_group(None, '/nope'))
 
     def test_unstack_and_clean(self) -> None:
         services = 'n-cpu,ha-guest-compute,ha-guest-controller'

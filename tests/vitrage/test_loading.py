@@ -31,7 +31,7 @@ class TestLoading(base.VitrageTestCase):
         self.assertEqual("ha_guest.vitrage.datasources.ha_guest.transformer.HAGuestTransformer", group.transformer)
         self.assertEqual(UpdateMethod.PUSH, group.update_method)
         self.assertEqual("ha_guest_controller", group.controller_topic)
-        self.assertEqual("openstack", group.controller_exchange)
+        self.assertEqual("ha_guest", group.controller_exchange)
 
     def test_option_names_are_vitrages(self) -> None:
         # OPTS spells Vitrage's names out so that the module imports without Vitrage.

@@ -50,7 +50,7 @@ class TestResync(base.VitrageTestCase):
         self.handler = FakeHandler()
         self.processor = self.create_processor()
 
-    def start_controller(self, exchange: str = "openstack") -> None:
+    def start_controller(self, exchange: str = "ha_guest") -> None:
         """Serve ControllerEndpoint as ha-guest-controller does, on ``exchange`` (its control_exchange)."""
         transport = vitrage_messaging.get_rpc_transport(FAKE_URL)
         target = oslo_messaging.Target(topic=self.topic, server="controller-1", exchange=exchange)
@@ -133,7 +133,7 @@ class TestResync(base.VitrageTestCase):
             ha_guest={"controller_topic": self.topic, "controller_transport_url": FAKE_URL,
                       "controller_call_timeout": "0.3"}
         )
-        self.start_controller(exchange="ha_guest")
+        self.start_controller(exchange="openstack")
         self.handler.faults = [base.fault(str(uuid.uuid4()))]
         self.push(self.processor, EventType.RAISED, base.fault(self.instance_uuid))
         started = time.monotonic()
@@ -145,9 +145,9 @@ class TestResync(base.VitrageTestCase):
     def test_controller_exchange_option(self) -> None:
         self.parse_config(
             ha_guest={"controller_topic": self.topic, "controller_transport_url": FAKE_URL,
-                      "controller_exchange": "ha_guest"}
+                      "controller_exchange": "ha_guest_other"}
         )
-        self.start_controller(exchange="ha_guest")
+        self.start_controller(exchange="ha_guest_other")
         self.handler.faults = [base.fault(self.instance_uuid)]
         self.assertEqual(1, len(self.snapshot()))
 

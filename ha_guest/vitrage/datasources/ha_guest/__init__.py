@@ -44,10 +44,10 @@ OPTS = [
     ),
     cfg.StrOpt(
         "controller_exchange",
-        default="openstack",
+        default="ha_guest",
         help="RPC exchange ha-guest-controller listens on: its [DEFAULT] control_exchange "
-        "(oslo.messaging's default is 'openstack'). Vitrage makes its own exchange ('vitrage') "
-        "the default of every RPC client it builds, and a call sent to an exchange the "
+        "(ha_guest's services default to an exchange of their own, 'ha_guest'). Vitrage makes "
+        "its own exchange ('vitrage') the default of every RPC client it builds, and a call sent to an exchange the "
         "controllers do not listen on is never delivered.",
     ),
     cfg.StrOpt(
