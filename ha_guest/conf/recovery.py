@@ -40,9 +40,10 @@ OPTS: list[cfg.Opt] = [
         default=10.0,
         min=0.1,
         mutable=True,
-        help='An action not issued within this many seconds of the fault reaching the sink is not issued at '
-             'all (logged as failed): a late reboot may hit a guest that has recovered or been repaired by '
-             'hand. Each HTTP request is bounded by [nova_api] connect_timeout and timeout as well. '
+        help='An action not issued within this many seconds of the fault\'s acceptance by a controller (when '
+             'its recovery intent was published; a redelivered intent keeps that time) is not issued at all '
+             '(logged as failed): a late reboot may hit a guest that has recovered or been repaired by hand. '
+             'Each HTTP request is bounded by [nova_api] connect_timeout and timeout as well. '
              'Reloaded on SIGHUP.',
     ),
     cfg.FloatOpt(
