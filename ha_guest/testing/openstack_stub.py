@@ -13,7 +13,8 @@ answers; a stop leaves the server SHUTOFF), GET
 VM notifications; the same notification again within its duplicate
 detection interval is refused with 409, as Masakari does). Every request is recorded with its arrival time; servers
 and groups can be told to answer slowly. The tests, the demo and the SGM
-benchmark use it; it is no Nova for production.
+benchmark use it; it is no Nova for production. Keystone's and Masakari's
+documents and checks are in ha_guest.testing.stub_keystone_masakari.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ import time
 import urllib.parse
 import uuid
 from typing import Any, Optional
+
+from ha_guest.testing.stub_keystone_masakari import (
+    MasakariNotifications,
+    identity_versions,
+    masakari_versions,
+    token,
+)
 
 TOKEN = 'stub-token-' + uuid.uuid4().hex
 PROJECT_ID = uuid.uuid4().hex
@@ -46,12 +54,6 @@ _SERVER = re.compile(r'^/compute/v2\.1/servers/([^/]+)$')
 _ACTION = re.compile(r'^/compute/v2\.1/servers/([^/]+)/action$')
 _INSTANCE_ACTIONS = re.compile(r'^/compute/v2\.1/servers/([^/]+)/os-instance-actions$')
 _GROUP = re.compile(r'^/compute/v2\.1/os-server-groups/([^/]+)$')
-_UUID = re.compile(r'^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$', re.I)
-#: Masakari's VM payload schema: exactly these keys, all required.
-_VM_PAYLOAD_KEYS = {'instance_uuid', 'vir_domain_event', 'event'}
-_NOTIFICATION_KEYS = {'type', 'hostname', 'generated_time', 'payload'}
-#: Masakari's [DEFAULT] duplicate_notification_detection_interval default (seconds).
-DUPLICATE_INTERVAL_S = 180
 #: Nova's instance action names of the server actions the stub accepts.
 _ACTION_NAMES = {'reboot': 'reboot', 'os-stop': 'stop'}
 
@@ -128,8 +130,7 @@ class OpenStackStub:
         self.lock = threading.RLock()  # wait_for() predicates call matching() under it
         self.arrived = threading.Condition(self.lock)
         self._stopping = threading.Event()
-        #: Masakari notifications accepted: (hostname, type, payload as JSON, generated_time epoch).
-        self._masakari_seen: list[tuple[str, str, str, float]] = []
+        self.masakari = MasakariNotifications()
         stub = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -286,15 +287,15 @@ class OpenStackStub:
     def _route(self, method: str, path: str, headers: Any, body: Any,
                query: Optional[dict[str, list[str]]] = None) -> tuple[int, Any, dict[str, str]]:
         if method == 'GET' and path in ('/identity', '/identity/v3'):
-            return 200, self._identity_versions(path), {}
+            return 200, identity_versions(self.auth_url, path), {}
         if method == 'POST' and path == '/identity/v3/auth/tokens':
-            return 201, self._token(body), {'X-Subject-Token': TOKEN}
+            return 201, token(body, self.url, REGION, PROJECT_ID), {'X-Subject-Token': TOKEN}
         if headers.get('X-Auth-Token') != TOKEN and not (method == 'GET' and path.count('/') <= 2):
             return 401, {'error': 'no or bad token'}, {}
         if method == 'GET' and path in ('/compute', '/compute/v2.1'):
             return 200, self._compute_versions(path), {}
         if method == 'GET' and path in ('/instance-ha', '/instance-ha/v1'):
-            return 200, self._masakari_versions(path), {}
+            return 200, masakari_versions(self.url, path), {}
         match = _SERVER.match(path)
         if method == 'GET' and match:
             return self._get_server(match.group(1), headers)
@@ -308,40 +309,8 @@ class OpenStackStub:
         if method == 'GET' and match:
             return self._instance_actions(match.group(1), query)
         if method == 'POST' and path == '/instance-ha/v1/notifications':
-            return self._notification(body)
+            return self.masakari.create(body)
         return 404, {'error': 'no such resource %s %s' % (method, path)}, {}
-
-    # -- Keystone -------------------------------------------------------------------------------------
-
-    def _identity_versions(self, path: str) -> Any:
-        version = {'id': 'v3.14', 'status': 'stable', 'updated': '2020-04-07T00:00:00Z',
-                   'links': [{'rel': 'self', 'href': self.auth_url + '/'}],
-                   'media-types': [{'base': 'application/json',
-                                    'type': 'application/vnd.openstack.identity-v3+json'}]}
-        if path.endswith('/v3'):
-            return {'version': version}
-        return {'versions': {'values': [version]}}
-
-    def _token(self, body: Any) -> Any:
-        auth = (body or {}).get('auth', {})
-        if 'password' not in auth.get('identity', {}).get('methods', []):
-            raise ValueError('stub keystone: only password authentication')
-
-        def service(kind: str, name: str, url: str) -> dict[str, Any]:
-            endpoints = [{'id': uuid.uuid4().hex, 'interface': interface, 'region': REGION, 'region_id': REGION,
-                          'url': url} for interface in ('public', 'internal', 'admin')]
-            return {'id': uuid.uuid4().hex, 'type': kind, 'name': name, 'endpoints': endpoints}
-
-        expires = time.strftime('%Y-%m-%dT%H:%M:%S.000000Z', time.gmtime(time.time() + 3600))
-        return {'token': {
-            'methods': ['password'], 'expires_at': expires, 'issued_at': expires,
-            'user': {'id': 'ha-guest', 'name': 'ha_guest', 'domain': {'id': 'default', 'name': 'Default'}},
-            'project': {'id': PROJECT_ID, 'name': 'service', 'domain': {'id': 'default', 'name': 'Default'}},
-            'roles': [{'id': 'admin', 'name': 'admin'}],
-            'catalog': [service('identity', 'keystone', self.url + '/identity'),
-                        service('compute', 'nova', self.url + '/compute/v2.1'),
-                        service('instance-ha', 'masakari', self.url + '/instance-ha/v1')],
-        }}
 
     # -- Nova -----------------------------------------------------------------------------------------
 
@@ -423,43 +392,6 @@ class OpenStackStub:
             actions = [a for a in actions if a['start_time'] >= since]
         return 200, {'instanceActions': list(reversed(actions))}, {}  # Nova lists newest first
 
-    # -- Masakari -------------------------------------------------------------------------------------
-
-    def _masakari_versions(self, path: str) -> Any:
-        version = {'id': 'v1.0', 'status': 'CURRENT', 'version': '1.2', 'min_version': '1.0',
-                   'updated': '2016-07-01T11:33:21Z', 'links': [{'rel': 'self', 'href': self.url + '/instance-ha/v1/'}]}
-        if path.endswith('/v1'):
-            return {'version': version}
-        return {'versions': [version]}
-
-    def _notification(self, body: Any) -> tuple[int, Any, dict[str, str]]:
-        # Masakari's API schema: additionalProperties false everywhere, a VM payload of exactly three keys.
-        problem = None
-        note = body.get('notification') if isinstance(body, dict) and set(body) == {'notification'} else None
-        if not isinstance(note, dict) or set(note) != _NOTIFICATION_KEYS:
-            problem = 'notification must have exactly %s' % sorted(_NOTIFICATION_KEYS)
-        elif note['type'] not in ('VM', 'PROCESS', 'COMPUTE_HOST'):
-            problem = 'bad type %r' % note['type']
-        elif note['type'] == 'VM' and (not isinstance(note['payload'], dict)
-                                       or set(note['payload']) != _VM_PAYLOAD_KEYS
-                                       or not _UUID.match(str(note['payload'].get('instance_uuid')))):
-            problem = 'VM payload must have exactly %s, instance_uuid a UUID' % sorted(_VM_PAYLOAD_KEYS)
-        elif not re.match(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d', str(note['generated_time'])):
-            problem = 'generated_time must be an ISO 8601 date-time'
-        if problem or note is None:
-            return 400, {'badRequest': {'code': 400, 'message': 'stub masakari: %s' % problem}}, {}
-        seen = (note['hostname'], note['type'], json.dumps(note['payload'], sort_keys=True),
-                time.mktime(time.strptime(note['generated_time'][:19], '%Y-%m-%dT%H:%M:%S')))
-        with self.lock:
-            if any(old[:3] == seen[:3] and abs(old[3] - seen[3]) < DUPLICATE_INTERVAL_S
-                   for old in self._masakari_seen):
-                # Masakari's DuplicateNotification (its API's 409).
-                return 409, {'conflictingRequest': {'code': 409, 'message': 'Notification received from host %s '
-                             'of type \'%s\' is duplicate.' % (note['hostname'], note['type'])}}, {}
-            self._masakari_seen.append(seen)
-        doc = dict(note, id=1, notification_uuid=str(uuid.uuid4()), status='new', source_host_uuid=str(uuid.uuid4()),
-                   created_at=note['generated_time'], updated_at=None)
-        return 202, {'notification': doc}, {}
 
 
 def nova_api_options(stub: OpenStackStub, **extra: Any) -> dict[str, Any]:

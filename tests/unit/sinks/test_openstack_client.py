@@ -8,14 +8,15 @@ from typing import Any
 
 import testtools
 from keystoneauth1 import exceptions as ks_exceptions
+from openstack import exceptions as sdk_exceptions
 
 from ha_guest.controller.handler import FaultHandler
 from ha_guest.controller.manager import load_sinks
 from ha_guest.controller.registry import FaultRegistry
 from ha_guest.sinks import base, openstack_client
 from ha_guest.sinks.log import LogSink
-from ha_guest.sinks.masakari import MasakariSink
-from ha_guest.sinks.recovery import RecoverySink
+from ha_guest.sinks.masakari import MasakariSink, vm_notification
+from ha_guest.sinks.recovery import RecoverySink, iso_utc
 from ha_guest.testing.openstack_stub import OpenStackStub, configure_nova_api
 from tests.messaging import ConfFixture
 from tests.unit.controller.test_registry import fault, item, report
@@ -124,3 +125,37 @@ class TestEntryPoints(testtools.TestCase):
         registry.add(fault())
         self.assertTrue(sinks['recovery'].is_active('i-1', 'inc-1'))
         self.assertFalse(sinks['masakari'].is_active('i-1', 'inc-2'))
+
+
+class TestStubActions(testtools.TestCase):
+    """The stand-in Nova and Masakari as openstacksdk sees them: what the idempotency checks read."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        conf = self.useFixture(ConfFixture()).conf
+        self.stub = OpenStackStub()
+        self.stub.start()
+        self.addCleanup(self.stub.stop)
+        configure_nova_api(conf, self.stub)
+        self.connection = openstack_client.connect(conf)
+        self.addCleanup(self.connection.close)
+
+    def test_instance_actions_and_stop(self) -> None:
+        server = self.stub.add_server({})
+        before = time.time() - 1
+        self.connection.compute.reboot_server(server.uuid, 'HARD')
+        self.connection.compute.stop_server(server.uuid)
+        actions = list(self.connection.compute.server_actions(server.uuid, changes_since=iso_utc(before)))
+        self.assertEqual(['stop', 'reboot'], [a.action for a in actions])  # newest first, as Nova lists them
+        self.assertEqual([], list(self.connection.compute.server_actions(server.uuid,
+                                                                         changes_since=iso_utc(time.time() + 5))))
+        self.assertEqual('SHUTOFF', self.connection.compute.get_server(server.uuid).status)
+
+    def test_masakari_refuses_a_duplicate(self) -> None:
+        server = self.stub.add_server({})
+        note = vm_notification(dict(fault(instance=server.uuid), detected_at=time.time()))
+        self.connection.instance_ha.create_notification(**note)
+        exc = self.assertRaises(sdk_exceptions.ConflictException, self.connection.instance_ha.create_notification,
+                                **note)
+        self.assertIn('is duplicate', '%s %s' % (exc.message, exc.details))
+        self.assertEqual(2, len(self.stub.notifications()))
