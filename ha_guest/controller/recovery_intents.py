@@ -121,7 +121,8 @@ class IntentCarrier:
         shown = ', '.join('%s/%s' % key_of(f) for f in faults[:LOGGED_INCIDENTS])
         LOG.info('recovery intent from %s (%.0f ms old): %d fault(s): %s%s', payload.get('origin'), age * 1e3,
                  len(faults), shown, ', ...' if len(faults) > LOGGED_INCIDENTS else '')
-        self._await_known(faults)
+        if any(sink.opts.enabled for sink in self.sinks):
+            self._await_known(faults)  # (disabled sinks only log a skip: nothing to wait for)
         ended = [f for f in faults if self.registry.state_of(key_of(f), f['host'], f['detected_at']) == ENDED]
         live = [f for f in faults if f not in ended]
         pending = []

@@ -123,6 +123,13 @@ class TestCarrier(CarrierTestCase):
         self.assertEqual('deadline', self.sink.decisions[-1][3])
         self.assertEqual([], self.compute.actions())
 
+    def test_disabled_sinks_decide_at_once(self) -> None:
+        self.conf.set_override('enabled', False, group='recovery')
+        started = time.monotonic()
+        self.assertEqual({'recovery': [SKIPPED]}, self.carrier.carry_out(self.intent(self.reboot_fault())))
+        self.assertLess(time.monotonic() - started, 0.3)  # no wait for the unknown incident
+        self.assertEqual([], self.asked)
+
     def test_bad_payloads_are_dropped(self) -> None:
         self.assertEqual({}, self.carrier.carry_out({'faults': 'nope'}))
         self.assertEqual({}, self.carrier.carry_out({'faults': [{'instance_uuid': 'x'}]}))
