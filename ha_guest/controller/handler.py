@@ -152,7 +152,7 @@ class FaultHandler:
         with self.registry.lock:
             gone = self.registry.clear(recovery['instance_uuid'], recovery['incident_id'], **cleared)
             if gone is not None:
-                self.sinks.fault_cleared(gone.fault, gone.cleared)
+                self._clear_sinks([gone])
         self._to_peers('sync_clear', recovery['instance_uuid'], recovery['incident_id'], cleared, gone is None)
 
     def report_exit(self, exit: dict[str, Any]) -> None:  # noqa: A002 - the contract's name
