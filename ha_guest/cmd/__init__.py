@@ -63,3 +63,17 @@ def prepare_conf(argv: Optional[Sequence[str]], prog: str) -> "cfg.ConfigOpts":
     conf(list(sys.argv[1:] if argv is None else argv), project="ha_guest", prog=prog, version=version_string())
     logging.setup(conf, "ha_guest")
     return conf
+
+
+def sample_config_defaults() -> None:
+    """Show our services' control_exchange default in the sample config (oslo-config-generator only).
+
+    Entry point oslo.config.opts.defaults "oslo.messaging": the generator runs it
+    in its own process before it lists oslo.messaging's options. Never called by
+    a service (they set the default per ConfigOpts: ha_guest.rpc.transport.set_defaults).
+    """
+    import oslo_messaging
+
+    from ha_guest.rpc import transport
+
+    oslo_messaging.set_transport_defaults(transport.CONTROL_EXCHANGE)
