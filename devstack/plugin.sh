@@ -98,8 +98,9 @@ function _ha_guest_qemu_group {
 }
 
 # The compute agent's system user, in QEMU's group. Read-only libvirt needs no
-# group (polkit's org.libvirt.unix.monitor, or devstack's auth_unix_ro=none);
-# the "libvirt" group would let it manage every domain.
+# group (polkit's org.libvirt.unix.monitor allows any local user, and devstack
+# leaves the read-only socket to polkit); the "libvirt" group, which devstack
+# gives $STACK_USER for nova-compute, would let it manage every domain.
 function create_ha_guest_compute_user {
     if ! getent passwd "$HA_GUEST_COMPUTE_USER" >/dev/null; then
         sudo useradd --system --user-group --home-dir "$HA_GUEST_STATE_DIR" --shell /usr/sbin/nologin \
