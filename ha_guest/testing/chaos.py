@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 from ha_guest.testing import chaos_agent, chaos_broker, chaos_cluster, chaos_crash, chaos_storm
 from ha_guest.testing.bench_report import safe_url
-from ha_guest.testing.chaos_rig import Verdict
+from ha_guest.testing.chaos_checks import Verdict
 from ha_guest.testing.messaging import transport_url
 
 

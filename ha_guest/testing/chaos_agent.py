@@ -16,9 +16,11 @@ from typing import Any
 from ha_guest.testing.chaos_rig import HOST_CLEARED, HOST_RAISED, RAISED, running
 
 AGENT_DOWN_TIME_S = 3.0
-REPORT_INTERVAL_S = 1.0
+REPORT_INTERVAL_S = 1  # an IntOpt
+#: The controllers' beats on the peer sync: a started controller listens for two before it may decide.
+PEER_BEAT_S = 0.5
 #: Allowed beyond agent_down_time_s: a report interval, the leader's check period, delivery.
-MARGIN_S = REPORT_INTERVAL_S + 2.0
+MARGIN_S = REPORT_INTERVAL_S + PEER_BEAT_S + 2.0
 GUESTS = 10
 HOST = 'chaos-compute'
 
@@ -30,7 +32,7 @@ def _of_host(events: list[tuple[float, dict[str, Any]]], since: float) -> list[t
 def run(drill: Any) -> None:
     """Kill -9 the compute agent; time the host fault; start it again; the fault clears; each once."""
     verdict = drill.verdict
-    controller = {'agent_down_time_s': AGENT_DOWN_TIME_S}
+    controller = {'agent_down_time_s': AGENT_DOWN_TIME_S, 'peer_beat_interval_s': PEER_BEAT_S}
     compute = {'state_report_interval_s': REPORT_INTERVAL_S}
     with running(drill, 'dead_agent') as rig:
         guests = rig.start_guests(GUESTS)
@@ -38,7 +40,7 @@ def run(drill: Any) -> None:
         rig.start_controller('controller-a', controller=controller)
         rig.start_controller('controller-b', controller=controller)
         rig.start_compute(compute=compute)
-        time.sleep(AGENT_DOWN_TIME_S + 2 * REPORT_INTERVAL_S)  # a reporting agent is never silent
+        time.sleep(AGENT_DOWN_TIME_S + 2 * REPORT_INTERVAL_S + 2 * PEER_BEAT_S)  # a reporting agent is never silent
         verdict.equal('raised_while_reporting', len(_of_host(rig.events(HOST_RAISED), since)), 0)
         killed = rig.kill9('compute')
         deadline = time.monotonic() + AGENT_DOWN_TIME_S + MARGIN_S + 10.0

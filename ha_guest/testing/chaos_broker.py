@@ -19,7 +19,8 @@ import time
 import uuid
 from typing import Any
 
-from ha_guest.testing.chaos_rig import CLEARED, RAISED, ChaosError, duplicates, running, wait_events
+from ha_guest.testing.chaos_checks import duplicates, wait_events
+from ha_guest.testing.chaos_rig import CLEARED, RAISED, ChaosError, running
 
 OUTAGE_S = 7.0
 #: The issue's target: faults made during the outage arrive at most this long after the broker returns.

@@ -10,7 +10,10 @@ each probe's latency is hang -> ``fault.raised`` at the listener.
 The victim is the node holding the compute agent's connections: first it is
 killed -9 (and started again), then it is stopped with SIGSTOP for HUNG_S (and
 continued). Target: no probe delayed by more than 2 s over the quiet median;
-nothing lost, nothing doubled.
+nothing lost, nothing doubled. Last, the controller is killed -9 and started
+again: its stream fanout consumer replays the peer-sync stream's last chunk
+(its own previous incarnation's casts among them), which must not bring back
+a fault that ended (``stale_faults_after_restart``) nor clear one twice.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import time
 import uuid
 from typing import Any, Optional
 
-from ha_guest.testing.chaos_rig import CLUSTER_RABBIT_OPTIONS, RAISED, ChaosError, Rig, duplicates, running
+from ha_guest.testing.chaos_checks import duplicates
+from ha_guest.testing.chaos_rig import CLEARED, CLUSTER_RABBIT_OPTIONS, RAISED, ChaosError, Rig, running
 
 PROBE_PERIOD_S = 0.5
 #: The issue's target: a killed or hung node delays reports by at most this.
@@ -34,6 +38,8 @@ DELAY_TARGET_S = 2.0
 HUNG_S = 20.0
 AFTER_S = 10.0
 GUESTS = 80
+#: The compute agent's state reports: a stale fault in a controller's registry is cleared by the next one.
+REPORT_INTERVAL_S = 2  # an IntOpt
 
 
 class Cluster:
@@ -130,7 +136,7 @@ def _drill(drill: Any, cluster: Cluster, vhost: str, url: str, observer: str) ->
     with running(drill, 'cluster', url=url, rabbit=CLUSTER_RABBIT_OPTIONS, listen_url=observer) as rig:
         guests = rig.start_guests(GUESTS)
         rig.start_controller()
-        compute = rig.start_compute()
+        compute = rig.start_compute(compute={'state_report_interval_s': REPORT_INTERVAL_S})
         time.sleep(2.0)
         prober = Prober(rig, guests)
         prober.start()
@@ -151,6 +157,7 @@ def _drill(drill: Any, cluster: Cluster, vhost: str, url: str, observer: str) ->
                 rig.listen_on(cluster.vhost_url(vhost, (1 if victim != 1 else 2,)))
                 time.sleep(1.0)
             verdict.figures['sigstop_victim_node'] = victim
+            verdict.figures['sigstop_controller_node'] = cluster.node_of(rig.services['controller'].pid)
             pid = cluster.pid(victim)
             marks['sigstop'] = time.time()
             os.kill(pid, signal.SIGSTOP)
@@ -166,6 +173,22 @@ def _drill(drill: Any, cluster: Cluster, vhost: str, url: str, observer: str) ->
             prober.join(10.0)
         time.sleep(3.0)
         _figures(drill, rig, prober, marks, guests)
+        _replay(drill, rig, guests)
+
+
+def _replay(drill: Any, rig: Rig, guests: list[str]) -> None:
+    """A controller started again replays the peer-sync stream: no stale fault, no second clear."""
+    rig.resume(guests)
+    time.sleep(2 * REPORT_INTERVAL_S)
+    active = len(rig.list_faults())
+    drill.verdict.equal('active_faults_before_restart', active, 0)
+    rig.kill9('controller')
+    rig.start_controller()
+    time.sleep(3.0)
+    drill.verdict.equal('stale_faults_after_restart', len(rig.list_faults()), 0)
+    time.sleep(2 * REPORT_INTERVAL_S)  # a stale fault would be cleared (again) by the next state report
+    cleared = [(t, p) for t, p in rig.events(CLEARED) if p.get('instance_uuid') in guests]
+    drill.verdict.equal('duplicate_cleared', sum(n - 1 for n in duplicates(cleared, 'incident_id').values()), 0)
 
 
 def _figures(drill: Any, rig: Rig, prober: Prober, marks: dict[str, float], guests: list[str]) -> None:

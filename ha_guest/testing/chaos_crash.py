@@ -23,7 +23,8 @@ import random
 import time
 from typing import Any
 
-from ha_guest.testing.chaos_rig import CLEARED, RAISED, Rig, duplicates, running, wait_events
+from ha_guest.testing.chaos_checks import duplicates, wait_events
+from ha_guest.testing.chaos_rig import CLEARED, RAISED, Rig, running
 
 GUESTS = 30
 HANGS = 12
@@ -121,7 +122,7 @@ def run_two_controllers(drill: Any) -> None:
         guests = rig.start_guests(GUESTS)
         rig.start_controller('controller-a')
         rig.start_controller('controller-b')
-        rig.start_compute(compute={'state_report_interval_s': 1.0})  # many reports racing the peer sync
+        rig.start_compute(compute={'state_report_interval_s': 1})  # many reports racing the peer sync
         time.sleep(1.0)
         first, second, healthy = guests[:HANGS], guests[HANGS:2 * HANGS], set(guests[2 * HANGS:])
         since = time.time()

@@ -214,6 +214,16 @@ class Rig:
             self.wait_registered(service, since)
         return service
 
+    def list_faults(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The active faults a controller lists (any controller answers)."""
+        from ha_guest import rpc
+
+        transport = rpc.get_rpc_transport(self.conf)
+        try:
+            return list(rpc.ControllerAPI(self.conf, transport, timeout=timeout).list_faults(None))
+        finally:
+            transport.cleanup()
+
     def connections(self) -> dict[int, int]:
         """Connections the guests of each helper accepted so far (a restarted agent connects again)."""
         return {h.index: h.ask('status')['connections'] for h in self.helpers}
@@ -320,64 +330,6 @@ class Rig:
     def logs(self, lines: int = 20) -> str:
         """The last lines of every service's log (for a failed drill's report)."""
         return '\n'.join('--- %s (%s) ---\n%s' % (name, s.log_path, s.tail(lines)) for name, s in self.services.items())
-
-
-def first_per_instance(events: list[tuple[float, dict[str, Any]]]) -> dict[str, tuple[float, dict[str, Any]]]:
-    """The first (arrival, payload) of every instance."""
-    first: dict[str, tuple[float, dict[str, Any]]] = {}
-    for t, payload in events:
-        first.setdefault(str(payload.get('instance_uuid')), (t, payload))
-    return first
-
-
-def duplicates(events: list[tuple[float, dict[str, Any]]], key: str = 'instance_uuid') -> dict[str, int]:
-    """Instances (or another key) with more than one event: how many each."""
-    counts = collections.Counter(str(p.get(key)) for _, p in events)
-    return {k: n for k, n in counts.items() if n > 1}
-
-
-class Verdict:
-    """A scenario's figures and failed expectations (a drill goes on after a failed one, to measure the rest)."""
-
-    def __init__(self) -> None:
-        self.figures: dict[str, Any] = {}
-        self.failures: list[str] = []
-
-    def expect(self, ok: bool, text: str) -> bool:
-        """Record ``text`` as a failure unless ``ok``; return ``ok``."""
-        if not ok:
-            self.failures.append(text)
-        return ok
-
-    def at_most(self, name: str, value: Optional[float], limit: float, unit: str = '') -> None:
-        """Expect figure ``name`` (recorded) to exist and be <= ``limit``."""
-        self.figures[name] = value
-        self.expect(value is not None and value <= limit, '%s = %s%s, target <= %s%s' % (name, value, unit,
-                                                                                          limit, unit))
-
-    def equal(self, name: str, value: Any, wanted: Any) -> None:
-        """Expect figure ``name`` (recorded) to equal ``wanted``."""
-        self.figures[name] = value
-        self.expect(value == wanted, '%s = %r, expected %r' % (name, value, wanted))
-
-
-def wait_events(rig: Rig, event_type: str, instances: Any, since: float, timeout: float,
-                key: str = 'instance_uuid') -> dict[str, tuple[float, dict[str, Any]]]:
-    """Wait (bounded, no error) until every one of ``instances`` had an ``event_type`` after ``since``."""
-    wanted = set(instances)
-
-    def found() -> dict[str, tuple[float, dict[str, Any]]]:
-        first: dict[str, tuple[float, dict[str, Any]]] = {}
-        for t, payload in rig.events(event_type):
-            if t >= since and payload.get(key) in wanted:
-                first.setdefault(str(payload.get(key)), (t, payload))
-        return first
-
-    deadline = time.monotonic() + timeout
-    while len(found()) < len(wanted) and time.monotonic() < deadline:
-        rig.check()
-        time.sleep(0.05)
-    return found()
 
 
 @contextlib.contextmanager

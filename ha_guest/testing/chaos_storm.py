@@ -15,7 +15,8 @@ import time
 from typing import Any
 
 from ha_guest.testing.bench_report import percentile, rounded
-from ha_guest.testing.chaos_rig import CLEARED, RAISED, duplicates, running, wait_events
+from ha_guest.testing.chaos_checks import duplicates, wait_events
+from ha_guest.testing.chaos_rig import CLEARED, RAISED, running
 
 #: The issue's target for a storm: every fault at the controller with p99 <= 300 ms.
 P99_TARGET_MS = 300.0

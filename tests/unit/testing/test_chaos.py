@@ -8,7 +8,7 @@ from unittest import mock
 
 import testtools
 
-from ha_guest.testing import chaos, chaos_cluster, chaos_rig
+from ha_guest.testing import chaos, chaos_checks, chaos_cluster, chaos_rig
 
 
 class FakeRig:
@@ -27,7 +27,7 @@ class FakeRig:
 class TestVerdict(testtools.TestCase):
 
     def test_figures_and_failures(self) -> None:
-        verdict = chaos_rig.Verdict()
+        verdict = chaos_checks.Verdict()
         verdict.at_most('p99_ms', 120.0, 300.0, ' ms')
         verdict.at_most('late_s', 2.5, 1.5, ' s')
         verdict.at_most('missing', None, 1.0)
@@ -44,19 +44,19 @@ class TestEvents(testtools.TestCase):
     def test_duplicates_counts_doubles_only(self) -> None:
         events = [(1.0, {'instance_uuid': 'a', 'incident_id': '1'}), (2.0, {'instance_uuid': 'b', 'incident_id': '2'}),
                   (3.0, {'instance_uuid': 'a', 'incident_id': '3'})]
-        self.assertEqual({'a': 2}, chaos_rig.duplicates(events))
-        self.assertEqual({}, chaos_rig.duplicates(events, 'incident_id'))
+        self.assertEqual({'a': 2}, chaos_checks.duplicates(events))
+        self.assertEqual({}, chaos_checks.duplicates(events, 'incident_id'))
 
     def test_wait_events_first_after_since(self) -> None:
         events = [(1.0, {'instance_uuid': 'a', 'n': 0}), (5.0, {'instance_uuid': 'a', 'n': 1}),
                   (6.0, {'instance_uuid': 'b', 'n': 2}), (7.0, {'instance_uuid': 'a', 'n': 3})]
         rig = FakeRig({chaos_rig.RAISED: events})
-        found = chaos_rig.wait_events(rig, chaos_rig.RAISED, ['a', 'b'], 2.0, 0.0)  # type: ignore[arg-type]
+        found = chaos_checks.wait_events(rig, chaos_rig.RAISED, ['a', 'b'], 2.0, 0.0)
         self.assertEqual({'a': 1, 'b': 2}, {k: p['n'] for k, (_, p) in found.items()})
 
     def test_wait_events_gives_up_without_error(self) -> None:
         rig = FakeRig({})
-        self.assertEqual({}, chaos_rig.wait_events(rig, chaos_rig.RAISED, ['a'], 0.0, 0.1))  # type: ignore[arg-type]
+        self.assertEqual({}, chaos_checks.wait_events(rig, chaos_rig.RAISED, ['a'], 0.0, 0.1))
 
 
 class TestProber(testtools.TestCase):
