@@ -1,16 +1,27 @@
-"""Reports to the controller, sent from a thread of their own: in order, retried, bounded.
+"""Reports to the controller, sent from a thread of their own: in batches, in order, retried, bounded.
 
 The event loop never waits for the controller: it queues a report and moves
 on. One thread sends the queue in order, so the reports of one instance reach
-the controller in the order they happened. A fault, recovery or exit is
-retried with backoff until the controller acknowledges it; a state report
-(a cast, superseded by the next one) is sent once.
+the controller in the order they happened. Every fault, recovery and exit
+queued goes out in one report_batch call (controller API 1.2; at most
+``batch_size`` per call), retried with backoff until the controller
+acknowledges it; reports queued meanwhile join the batch's next attempt.
+Below API 1.2 (``[rpc] controller_version_cap``) they go one by one with the
+1.0 methods. A state report (a cast, superseded by the next one) is sent
+once, in its place in the queue. ``on_sent`` hears of every acknowledged
+fault, recovery and exit (from the reporter thread).
+
+Every call has a deadline of our own (reporter_calls.py): a call stuck on a
+hung broker node is abandoned and the report sent again on a new connection.
+An abandoned call may still arrive: reports are idempotent at the controller.
 
 The queue holds at most ``queue_size`` reports. Only the newest state report
 is kept. When the queue is full, a queued state report is dropped to make
 room; when there is none, the new report is dropped and logged as an error.
 Even then nothing is lost for good: the next state report carries every open
-fault, and the controller reconciles its registry with it.
+fault, and the controller reconciles its registry with it. A report the
+controller refuses (an invalid payload, or an error three times over) is
+dropped and logged; the others go on.
 """
 
 from __future__ import annotations
@@ -19,68 +30,79 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, Optional, Protocol, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional
 
 import oslo_messaging
+from oslo_config import cfg
 
+from ha_guest.compute.reporter_calls import DeadlineCaller
+from ha_guest.compute.reporter_send import (
+    EXIT,
+    FAULT,
+    RECOVERY,
+    STATE,
+    ControllerClient,
+    Item,
+    OnSent,
+    ReportSender,
+    batch_item,
+)
+from ha_guest.rpc import payloads
 from ha_guest.rpc.errors import HAGuestRPCError, InvalidPayload
 
 LOG = logging.getLogger(__name__)
 
-FAULT = "report_fault"
-RECOVERY = "report_recovery"
-EXIT = "report_exit"
-STATE = "report_state"
+__all__ = ["EXIT", "FAULT", "RECOVERY", "STATE", "ControllerClient", "MAX_REMOTE_ERRORS", "Reporter",
+           "reporter_options"]
 
 #: Times a report the controller refused with an error is tried before it is dropped
 #: (a controller that is full or failing may recover; one report must not block the others for ever).
+#: A batch refused that often is sent again one report at a time, so that only the culprit is dropped.
 MAX_REMOTE_ERRORS = 3
 #: Seconds between two warnings about a controller that does not answer.
 WARN_PERIOD_S = 30.0
+#: Our deadline on a call is its oslo.messaging timeout plus this margin (oslo's own timeout, when
+#: it works, fails the call first and keeps the connection).
+DEADLINE_MARGIN_S = 0.5
 
 
-class ControllerClient(Protocol):
-    """The part of ha_guest.rpc's ControllerAPI the reporter uses."""
-
-    def report_fault(self, ctxt: Any, fault: Dict[str, Any]) -> Any:
-        """Call: a fault (answers {"duplicate": bool})."""
-
-    def report_recovery(self, ctxt: Any, recovery: Dict[str, Any]) -> Any:
-        """Call: an incident ended."""
-
-    def report_exit(self, ctxt: Any, exit: Dict[str, Any]) -> Any:
-        """Call: a guest ended monitoring."""
-
-    def report_state(self, ctxt: Any, report: Dict[str, Any]) -> Any:
-        """Cast: the state of every monitored instance."""
-
-
-Item = Tuple[str, Dict[str, Any]]
+def reporter_options(conf: cfg.ConfigOpts) -> Dict[str, Any]:
+    """Return the Reporter's keyword arguments from the [rpc] options."""
+    return {"batch_size": conf.rpc.report_batch_size, "call_timeout_s": conf.rpc.report_timeout_s,
+            "retry_max_s": conf.rpc.report_retry_max_s}
 
 
 class Reporter:
     """Sends queued reports to the controller from one thread."""
 
-    def __init__(self, api: ControllerClient, queue_size: int = 10000, retry_min_s: float = 0.1,
-                 retry_max_s: float = 5.0, ctxt: Optional[Dict[str, Any]] = None,
-                 on_sent: Optional[Callable[[str, Dict[str, Any], Any], None]] = None) -> None:
-        """``on_sent(method, payload, result)`` is called from the sending thread once a report is acknowledged."""
-        self.api = api
-        self.on_sent = on_sent
+    def __init__(self, api: ControllerClient, queue_size: int = 10000, retry_min_s: float = 0.05,
+                 retry_max_s: float = 0.5, ctxt: Optional[Dict[str, Any]] = None, *,
+                 on_sent: Optional[OnSent] = None, batch_size: int = 500, call_timeout_s: float = 2.0,
+                 renew: Optional[Callable[[Any], Any]] = None) -> None:
+        """``renew(client)``: a fresh client after a missed deadline (default: ``api.renewed()`` if any)."""
         self.queue_size = queue_size
         self.retry_min_s = retry_min_s
-        self.retry_max_s = retry_max_s
+        self.retry_max_s = max(retry_min_s, retry_max_s)
+        self.batch_size = max(1, min(batch_size, payloads.MAX_BATCH))
         self.ctxt: Dict[str, Any] = ctxt if ctxt is not None else {}
         self.counters: Dict[str, int] = collections.OrderedDict(
-            (name, 0) for name in ("queued", "sent", "duplicates", "attempts_failed", "state_superseded",
+            (name, 0) for name in ("queued", "sent", "batches", "duplicates", "attempts_failed", "state_superseded",
                                    "state_dropped", "events_dropped", "given_up", "unsent_at_stop"))
+        self.caller = DeadlineCaller(api, renew)
+        self._sender = ReportSender(self.caller, self.ctxt, self.counters, timeout_s=call_timeout_s,
+                                    deadline_s=call_timeout_s + DEADLINE_MARGIN_S, on_sent=on_sent)
         self._queue: Deque[Item] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._deadline = 0.0  # when stopping: give up after this (monotonic)
-        self._busy = False
+        self._busy = 0  # reports taken from the queue and not yet acknowledged or dropped
         self._thread: Optional[threading.Thread] = None
         self._last_warning = -WARN_PERIOD_S
+
+    @property
+    def api(self) -> Any:
+        """The controller client in use (a new one after a call missed its deadline)."""
+        return self.caller.client
 
     # -- producers (any thread; never block) --------------------------------------------------
 
@@ -143,7 +165,7 @@ class Reporter:
     def pending(self) -> int:
         """Reports queued or being sent."""
         with self._cond:
-            return len(self._queue) + (1 if self._busy else 0)
+            return len(self._queue) + self._busy
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until everything queued was sent; return whether it was."""
@@ -170,6 +192,7 @@ class Reporter:
                 self.counters["unsent_at_stop"] += left
                 LOG.warning("%d report(s) not sent before stopping", left)
                 self._queue.clear()
+        self.caller.close()
 
     # -- the sending thread --------------------------------------------------------------------
 
@@ -181,61 +204,98 @@ class Reporter:
                 if not self._queue or self._past_deadline():
                     self._cond.notify_all()
                     return
-                item = self._queue.popleft()
-                self._busy = True
+                batch: List[Item] = [self._queue.popleft()]
+                if batch[0][0] != STATE:
+                    self._top_up(batch)
+                self._busy = len(batch)
             try:
-                self._send(item)
+                if batch[0][0] == STATE:
+                    self._sender.send_state(batch[0][1])
+                else:
+                    self._send_events(batch)
             finally:
                 with self._cond:
-                    self._busy = False
+                    self._busy = 0
                     self._cond.notify_all()
+
+    def _top_up(self, batch: List[Item]) -> None:
+        """Move the faults, recoveries and exits at the queue's head into ``batch`` (lock held)."""
+        queue = self._queue
+        while queue and len(batch) < self.batch_size and queue[0][0] != STATE:
+            batch.append(queue.popleft())
+        self._busy = len(batch)
 
     def _past_deadline(self) -> bool:
         return self._stopping and time.monotonic() >= self._deadline
 
-    def _send(self, item: Item) -> None:
-        method, payload = item
+    def _send_events(self, batch: List[Item]) -> None:
+        """Send faults, recoveries and exits until each is acknowledged or dropped; keeps their order."""
         delay = self.retry_min_s
         remote_errors = 0
-        while True:
+        one_by_one = False  # a batch the controller kept failing: find the culprit report by report
+        while batch:
+            batching = not one_by_one and self._sender.batching()
             try:
-                result = getattr(self.api, method)(self.ctxt, payload)
-            except Exception as exc:  # noqa: BLE001 - whatever failed, the report must get through
-                self.counters["attempts_failed"] += 1
-                if method == STATE:
-                    LOG.warning("state report not sent: %s", exc)
-                    return
-                if isinstance(exc, (oslo_messaging.RemoteError, HAGuestRPCError)):
-                    remote_errors += 1
-                    if isinstance(exc, InvalidPayload) or remote_errors >= MAX_REMOTE_ERRORS:
-                        # The controller got it and failed: retrying forever would block every report.
-                        self.counters["given_up"] += 1
-                        LOG.error("controller refused %s for %s %d times, dropped: %s", method,
-                                  payload.get("instance_uuid"), remote_errors, exc)
+                if batching:
+                    checked = self._checked(batch)
+                    if not batch:
                         return
-                self._warn(method, payload, exc)
-                if not self._sleep(delay):
-                    with self._cond:
-                        self._queue.appendleft(item)  # counted as unsent by stop()
-                    return
-                delay = min(delay * 2.0, self.retry_max_s)
+                    self._sender.send_batch(batch, checked)
+                    del batch[:]
+                else:
+                    self._sender.send_one(batch[0])
+                    del batch[0]
+                    remote_errors = 0
+                with self._cond:
+                    self._busy = len(batch)
+                delay = self.retry_min_s
                 continue
-            self.counters["sent"] += 1
-            if isinstance(result, dict) and result.get("duplicate"):
-                self.counters["duplicates"] += 1
-            if self.on_sent is not None and method != STATE:
-                try:
-                    self.on_sent(method, payload, result)
-                except Exception:  # noqa: BLE001 - a listener bug must not stop the reports
-                    LOG.exception("on_sent failed for %s", method)
-            return
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the reports must get through
+                self.counters["attempts_failed"] += 1
+                if isinstance(exc, (oslo_messaging.RemoteError, HAGuestRPCError)):
+                    # The controller got it and failed: retrying for ever would block every report.
+                    remote_errors += 1
+                    if batching and (isinstance(exc, InvalidPayload) or remote_errors >= MAX_REMOTE_ERRORS):
+                        LOG.warning("controller failed a batch of %d reports %d times (%s); sending them one by "
+                                    "one", len(batch), remote_errors, exc)
+                        one_by_one, remote_errors = True, 0
+                        continue
+                    if not batching and (isinstance(exc, InvalidPayload) or remote_errors >= MAX_REMOTE_ERRORS):
+                        self._give_up(batch.pop(0), remote_errors, exc)
+                        remote_errors = 0
+                        continue
+                self._warn(batch, exc)
+            if not self._sleep(delay):
+                with self._cond:
+                    self._queue.extendleft(reversed(batch))  # counted as unsent by stop()
+                return
+            delay = min(delay * 2.0, self.retry_max_s)
+            if not one_by_one:
+                with self._cond:
+                    self._top_up(batch)
 
-    def _warn(self, method: str, payload: Dict[str, Any], exc: Exception) -> None:
+    def _checked(self, batch: List[Item]) -> List[Dict[str, Any]]:
+        """Return the batch items of ``batch``, dropping (from ``batch`` too) those that cannot be sent."""
+        checked = []
+        for item in list(batch):
+            try:
+                checked.append(batch_item(item))
+            except (InvalidPayload, KeyError) as exc:
+                batch.remove(item)
+                self._give_up(item, 0, exc)
+        return checked
+
+    def _give_up(self, item: Item, times: int, exc: Exception) -> None:
+        self.counters["given_up"] += 1
+        LOG.error("controller refused %s for %s%s, dropped: %s", item[0], item[1].get("instance_uuid"),
+                  " %d times" % times if times > 1 else "", exc)
+
+    def _warn(self, batch: List[Item], exc: Exception) -> None:
         now = time.monotonic()
         if now - self._last_warning >= WARN_PERIOD_S:
             self._last_warning = now
-            LOG.warning("cannot reach the controller (%s for %s): %s; retrying, %d queued", method,
-                        payload.get("instance_uuid"), exc, len(self._queue))
+            LOG.warning("cannot reach the controller (%d report(s), first %s for %s): %s; retrying, %d queued",
+                        len(batch), batch[0][0], batch[0][1].get("instance_uuid"), exc, len(self._queue))
 
     def _sleep(self, delay: float) -> bool:
         """Wait before a retry; False if stopping and out of time."""

@@ -35,11 +35,41 @@ OPTS: list[cfg.Opt] = [
         help='Seconds an RPC call waits for its reply before it fails with a '
              'timeout.',
     ),
+    cfg.FloatOpt(
+        'report_timeout_s',
+        default=2.0,
+        min=0.1,
+        help='Seconds a compute agent waits for a controller to acknowledge a '
+             'batch of fault, recovery and exit reports. Past it (plus half a '
+             'second) the agent gives up on the call even if oslo.messaging has '
+             'not (a hung broker node can block a call for minutes), drops that '
+             'connection and sends the reports again on a new one: a controller '
+             'may see a report twice, which it answers as a duplicate.',
+    ),
+    cfg.IntOpt(
+        'report_batch_size',
+        default=500,
+        min=1,
+        max=1000,
+        help='Most fault, recovery and exit reports a compute agent sends in one '
+             'report_batch call (controller API 1.2); more pending reports go in '
+             'the next calls, in order.',
+    ),
+    cfg.FloatOpt(
+        'report_retry_max_s',
+        default=0.5,
+        min=0.01,
+        help='Longest pause of a compute agent between two attempts at a report '
+             'the controllers did not acknowledge (the pause starts at 50 ms and '
+             'doubles). Reports are retried until acknowledged.',
+    ),
     cfg.StrOpt(
         'controller_version_cap',
         help='Newest controller RPC API version to send, e.g. "1.0"; set it '
              'while controllers older than the compute agents still run (rolling '
-             'upgrade). Unset: the newest this code knows.',
+             'upgrade). Below "1.2" a compute agent sends its fault, recovery and '
+             'exit reports one call each instead of in batches. Unset: the newest '
+             'this code knows.',
     ),
     cfg.StrOpt(
         'controller_sync_version_cap',

@@ -51,9 +51,18 @@ class ControllerEndpoint:
             self._watch.report_state(report)  # first: even a report the handler refuses says its agent lives
         self._handler.report_state(report)
 
-    def list_faults(self, ctxt: dict[str, Any], instance_uuid: Optional[str] = None) -> list[dict[str, Any]]:
-        """Return the active faults (of one instance if given)."""
-        return self._handler.list_faults(instance_uuid)
+    @_expected
+    def report_batch(self, ctxt: dict[str, Any], reports: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """Apply faults, recoveries and exits in order (API 1.2); one result per report."""
+        return {'results': self._handler.report_batch(reports)}
+
+    def list_faults(self, ctxt: dict[str, Any], instance_uuid: Optional[str] = None,
+                    host: Optional[str] = None) -> list[dict[str, Any]]:
+        """Return the active faults (of one instance, of one compute host (API 1.2) if given)."""
+        faults = self._handler.list_faults(instance_uuid)
+        if host is None:
+            return faults
+        return [fault for fault in faults if fault.get('host') == host]
 
     def list_host_faults(self, ctxt: dict[str, Any], host: Optional[str] = None) -> list[dict[str, Any]]:
         """Return the open host faults: compute agents silent for [controller] agent_down_time_s."""

@@ -188,6 +188,30 @@ class FaultHandler:
             self._to_peers('sync_clear', item.fault['instance_uuid'], item.fault['incident_id'], item.cleared,
                            False)
 
+    def report_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Apply a batch of faults, recoveries and exits in order; one result per item.
+
+        A refused item ({"error": text}) does not refuse the others; any other
+        failure fails the whole call, and the agent sends the batch again
+        (every report is idempotent).
+        """
+        results: list[dict[str, Any]] = []
+        with self.intent_batch():  # one recovery intent for the batch's new faults, published before the answer
+            for item in payloads.batch_list(items):
+                try:
+                    item = payloads.batch_item(item)
+                    if item['type'] == payloads.TYPE_FAULT:
+                        results.append(self.report_fault(item['payload']))
+                        continue
+                    if item['type'] == payloads.TYPE_RECOVERY:
+                        self.report_recovery(item['payload'])
+                    else:
+                        self.report_exit(item['payload'])
+                    results.append({'duplicate': False})
+                except (payloads.InvalidPayload, FaultRegistryFull) as exc:
+                    results.append({'error': '%s: %s' % (type(exc).__name__, exc)})
+        return results
+
     def list_faults(self, instance_uuid: Optional[str] = None) -> list[dict[str, Any]]:
         """Return the active faults, each with "state": "active"."""
         return [dict(fault, state='active') for fault in self.registry.list(instance_uuid)]

@@ -154,3 +154,56 @@ def state_report(data: Any) -> dict[str, Any]:
                            'started_at': _number(agent, 'started_at', '%s: agent' % what, 0.0),
                            'report_interval_s': _number(agent, 'report_interval_s', '%s: agent' % what, 0.0)}
     return report
+
+
+# -- report_batch (controller API 1.2) -------------------------------------------------------------
+
+#: Most reports one report_batch call carries (a compute agent sends more as several calls).
+MAX_BATCH = 1000
+TYPE_FAULT = 'fault'
+TYPE_RECOVERY = 'recovery'
+TYPE_EXIT = 'exit'
+_BATCH_CHECKS = {TYPE_FAULT: fault, TYPE_RECOVERY: recovery, TYPE_EXIT: exit_report}
+REPORT_TYPES = tuple(_BATCH_CHECKS)
+
+
+def batch_list(data: Any) -> list[Any]:
+    """Check a batch's envelope (a list of at most MAX_BATCH items); its items are checked one by one."""
+    if not isinstance(data, list):
+        raise InvalidPayload('report batch must be a list, not %s' % type(data).__name__)
+    if len(data) > MAX_BATCH:
+        raise InvalidPayload('report batch: %d reports, at most %d' % (len(data), MAX_BATCH))
+    return data
+
+
+def batch_item(data: Any) -> dict[str, Any]:
+    """Check one report of a batch: {"type": "fault"|"recovery"|"exit", "payload": <its 1.0 payload>}."""
+    data = _mapping(data, 'report batch item')
+    kind = data.get('type')
+    check = _BATCH_CHECKS.get(kind) if isinstance(kind, str) else None
+    if check is None:
+        raise InvalidPayload('report batch item: %r must be one of %s, not %r'
+                             % ('type', ', '.join(REPORT_TYPES), kind))
+    return {'type': kind, 'payload': check(data.get('payload'))}
+
+
+def batch(data: Any) -> list[dict[str, Any]]:
+    """Check a whole batch (every item must be valid); return it with exactly the documented keys."""
+    return [batch_item(item) for item in batch_list(data)]
+
+
+def batch_answer(data: Any, count: int) -> dict[str, list[dict[str, Any]]]:
+    """Check a controller's answer to a batch of ``count`` reports: one result per report, in order."""
+    data = _mapping(data, 'report batch answer')
+    results = data.get('results')
+    if not isinstance(results, list) or len(results) != count:
+        raise InvalidPayload('report batch answer: %r must be a list of %d results, not %r'
+                             % ('results', count, results))
+    checked: list[dict[str, Any]] = []
+    for index, item in enumerate(results):
+        item = _mapping(item, 'report batch answer results[%d]' % index)
+        if 'error' in item:
+            checked.append({'error': str(item['error'])})
+        else:
+            checked.append({'duplicate': bool(item.get('duplicate'))})
+    return {'results': checked}

@@ -38,8 +38,17 @@ class RecordingControllerEndpoint:
     def report_state(self, ctxt: dict[str, Any], report: dict[str, Any]) -> None:
         self.calls.put(('report_state', report))
 
-    def list_faults(self, ctxt: dict[str, Any], instance_uuid: Optional[str] = None) -> list[dict[str, Any]]:
-        self.calls.put(('list_faults', {'instance_uuid': instance_uuid, 'ctxt': ctxt}))
+    def report_batch(self, ctxt: dict[str, Any], reports: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.put(('report_batch', {'reports': reports}))
+        return {'results': [{'error': 'InvalidPayload: no'} if item['payload'].get('host') == 'bad'
+                            else {'duplicate': item['type'] == 'fault', 'extra': 1} for item in reports]}
+
+    def list_faults(self, ctxt: dict[str, Any], instance_uuid: Optional[str] = None,
+                    host: Optional[str] = None) -> list[dict[str, Any]]:
+        query = {'instance_uuid': instance_uuid, 'ctxt': ctxt}
+        if host is not None:
+            query['host'] = host
+        self.calls.put(('list_faults', query))
         if instance_uuid == 'bad':
             raise rpc.InvalidPayload('bad instance')
         return [dict(FAULT, state='active')]
@@ -97,7 +106,38 @@ class TestControllerAPI(RPCTestCase):
         target = rpc.controller_server_target(self.conf)
         self.assertEqual(self.conf.rpc.controller_topic, target.topic)
         self.assertEqual('test-host', target.server)
-        self.assertEqual('1.1', rpc.ControllerAPI.VERSION)
+        self.assertEqual(rpc.CONTROLLER_API_VERSION, rpc.ControllerAPI.VERSION)
+
+    def test_report_batch_sends_exact_payloads_in_order(self) -> None:
+        recovery = {'instance_uuid': 'i-1', 'host': 'cmp-1', 'incident_id': 'inc-1', 'recovered_at': 2.0}
+        reports = [{'type': 'fault', 'payload': dict(FAULT, extra=1)}, {'type': 'recovery', 'payload': recovery},
+                   {'type': 'recovery', 'payload': dict(recovery, host='bad')}]
+        answer = self.api.report_batch(None, reports, timeout=1.0)
+        self.assertEqual({'results': [{'duplicate': True}, {'duplicate': False}, {'error': 'InvalidPayload: no'}]},
+                         answer)
+        self.assertEqual(('report_batch', {'reports': [{'type': 'fault', 'payload': FAULT},
+                                                       {'type': 'recovery', 'payload': recovery},
+                                                       {'type': 'recovery', 'payload': dict(recovery, host='bad')}]}),
+                         self.next_call())
+
+    def test_report_batch_checks_before_sending(self) -> None:
+        self.assertRaises(rpc.InvalidPayload, self.api.report_batch, None,
+                          [{'type': 'fault', 'payload': FAULT}, {'type': 'state', 'payload': {}}])
+        self.assertTrue(self.endpoint.calls.empty())
+
+    def test_list_faults_of_a_host(self) -> None:
+        self.assertEqual([dict(FAULT, state='active')], self.api.list_faults(None, host='cmp-1'))
+        self.assertEqual(('list_faults', {'instance_uuid': None, 'ctxt': {}, 'host': 'cmp-1'}), self.next_call())
+        self.api.list_faults(None)  # without host: a 1.0 call, understood by older controllers
+        self.assertEqual(('list_faults', {'instance_uuid': None, 'ctxt': {}}), self.next_call())
+
+    def test_renewed_client_has_a_transport_of_its_own(self) -> None:
+        api = rpc.ControllerAPI(self.conf, self.transport, server='test-host', timeout=3.0)
+        fresh = api.renewed()
+        self.addCleanup(fresh.close)
+        self.assertIsNot(self.transport, fresh.transport)
+        self.assertEqual(3.0, fresh.timeout)
+        self.assertEqual([dict(FAULT, state='active')], fresh.list_faults(None))
 
     def test_report_fault_sends_exact_payload(self) -> None:
         result = self.api.report_fault({'request_id': 'req-1'}, dict(FAULT, extra=1))
@@ -169,11 +209,18 @@ class TestVersionCap(RPCTestCase):
 
     def test_no_cap_sends_newest(self) -> None:
         api = rpc.ControllerAPI(self.conf, self.transport)
-        self.assertEqual('1.1', api.version_cap)
+        self.assertEqual(rpc.CONTROLLER_API_VERSION, api.version_cap)
         self.assertTrue(api.can_send_version('1.0'))
-        self.assertTrue(api.can_send_version('1.1'))
-        self.assertFalse(api.can_send_version('1.2'))
+        self.assertTrue(api.can_send_version('1.2'))
         self.assertFalse(api.can_send_version('2.0'))
+
+    def test_cap_1_1_refuses_batches_and_host_filter(self) -> None:
+        self.conf.set_override('controller_version_cap', '1.1', group='rpc')
+        api = rpc.ControllerAPI(self.conf, self.transport)
+        self.assertFalse(api.can_send_version('1.2'))
+        self.assertRaises(oslo_messaging.RPCVersionCapError, api.report_batch, None,
+                          [{'type': 'fault', 'payload': FAULT}])
+        self.assertRaises(oslo_messaging.RPCVersionCapError, api.list_faults, None, None, 'cmp-1')
 
     def test_cap_from_conf(self) -> None:
         self.conf.set_override('controller_version_cap', '1.0', group='rpc')
