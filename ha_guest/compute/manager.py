@@ -45,7 +45,7 @@ from ha_guest.compute.incident_reports import FAULT, IncidentReports
 from ha_guest.compute.instance import Instance, InstanceStats
 from ha_guest.compute.outbox import Outbox
 from ha_guest.compute.relearn import Relearn, relearn
-from ha_guest.compute.reporter import ControllerClient, Reporter
+from ha_guest.compute.reporter import ControllerClient, Reporter, reporter_options
 from ha_guest.compute.restore import RESTORE_GRACE_S, Restorer
 from ha_guest.compute.scheduler import TickScheduler
 from ha_guest.compute.sgm_relay import SgmRelay
@@ -81,7 +81,8 @@ class ComputeManager:
                                       late_s=max(2 * self.tick_s, 0.02))
         self.settings = channel_settings(opts)
         self.controller = controller
-        self.reporter = Reporter(controller, queue_size=opts.report_queue_size, on_sent=self._on_sent)
+        self.reporter = Reporter(controller, queue_size=opts.report_queue_size, on_sent=self._on_sent,
+                                 **reporter_options(conf))
         self.store = StateStore(opts.state_file, min_interval_s=opts.state_file_min_interval_s)
         self.started_at = time.time()
         self.scheduler = TickScheduler()
