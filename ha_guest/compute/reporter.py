@@ -67,7 +67,9 @@ DEADLINE_MARGIN_S = 0.5
 
 
 def reporter_options(conf: cfg.ConfigOpts) -> Dict[str, Any]:
-    """Return the Reporter's keyword arguments from the [rpc] options."""
+    """Return the Reporter's keyword arguments from the [rpc] options (none if they are not registered)."""
+    if "rpc" not in conf:
+        return {}
     return {"batch_size": conf.rpc.report_batch_size, "call_timeout_s": conf.rpc.report_timeout_s,
             "retry_max_s": conf.rpc.report_retry_max_s}
 
