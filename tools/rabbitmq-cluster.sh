@@ -17,13 +17,16 @@
 # installed when missing, as tools/ensure-rabbitmq.sh does (it also starts the system node).
 #
 # Environment: RMQ_CLUSTER_DIR (/var/tmp/ha-guest-rmq-cluster), RMQ_CLUSTER_PORT (5700),
-#              RMQ_CLUSTER_WAIT_S (seconds to wait for a node, 90).
+#              RMQ_CLUSTER_WAIT_S (seconds to wait for a node, 90),
+#              RMQ_CLUSTER_NET_TICKTIME (Erlang's net_ticktime of the nodes, 60 as RabbitMQ's default:
+#              how long the others take to declare a hung node down; change it with every node stopped).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 base=${RMQ_CLUSTER_DIR:-/var/tmp/ha-guest-rmq-cluster}
 port0=${RMQ_CLUSTER_PORT:-5700}
 wait_s=${RMQ_CLUSTER_WAIT_S:-90}
+net_ticktime=${RMQ_CLUSTER_NET_TICKTIME:-60}
 bin=/usr/lib/rabbitmq/bin
 nodes=(1 2 3)
 
@@ -51,7 +54,7 @@ node_env() {
     echo HOME="$base/home" RABBITMQ_NODENAME="$(name_of "$n")" RABBITMQ_NODE_PORT="$(port_of "$n")" \
         RABBITMQ_DIST_PORT=$((20000 + $(port_of "$n"))) RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf" \
         RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" RABBITMQ_MNESIA_BASE="$d/mnesia" \
-        RABBITMQ_LOG_BASE="$d/log" RABBITMQ_PID_FILE="$d/pid"
+        RABBITMQ_LOG_BASE="$d/log" RABBITMQ_PID_FILE="$d/pid" RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config"
 }
 
 prepare() {
@@ -76,6 +79,7 @@ listeners.tcp.default = 127.0.0.1:$(port_of "$n")
 loopback_users = none
 cluster_partition_handling = pause_minority
 EOF
+        echo "[{kernel, [{net_ticktime, $net_ticktime}]}]." >"$d/advanced.config"
     done
 }
 
@@ -103,6 +107,29 @@ joined() {
     ctl 1 cluster_status --formatter json 2>/dev/null | grep -q "\"running_nodes\":\[[^]]*\"$(name_of "$1")\""
 }
 
+running_count() {
+    # How many running nodes node $1 sees (itself included).
+    ctl "$1" cluster_status --formatter json 2>/dev/null |
+        python3 -c 'import json, sys; print(len(json.load(sys.stdin).get("running_nodes") or []))' 2>/dev/null || echo 0
+}
+
+heal() {
+    # A node that was stopped (SIGSTOP) longer than net_ticktime comes back partitioned, alone in its
+    # own view: restart its app so it rejoins the others (never reset: it keeps its data).
+    local n others=0
+    for n in "${nodes[@]}"; do
+        [ "$(running_count "$n")" -ge 2 ] && others=1
+    done
+    [ "$others" -eq 1 ] || return 0  # a fresh cluster: nothing to heal, join() builds it
+    for n in "${nodes[@]}"; do
+        if [ "$(running_count "$n")" -lt 2 ] && [ -s "$base/n$n/joined" ]; then
+            echo "node $(name_of "$n") is partitioned from the others: restarting its app" >&2
+            ctl "$n" stop_app >/dev/null 2>&1 || true
+            ctl "$n" start_app >/dev/null 2>&1 || fail "node $(name_of "$n") could not start again"
+        fi
+    done
+}
+
 join() {
     local n=$1
     joined "$n" && return 0
@@ -110,6 +137,7 @@ join() {
     {
         ctl "$n" stop_app && ctl "$n" reset && ctl "$n" join_cluster "$(name_of 1)" && ctl "$n" start_app
     } >>"$log" 2>&1 || fail "node $(name_of "$n") could not join $(name_of 1); see $log"
+    date >"$base/n$n/joined"
 }
 
 url() {
@@ -129,10 +157,12 @@ start() {
     for n in "${nodes[@]}"; do
         wait_node "$n"
     done
-    ctl 1 await_startup >/dev/null
+    for n in "${nodes[@]}"; do
+        ctl "$n" await_startup >/dev/null
+    done
+    heal
     local pids=()
     for n in 2 3; do
-        ctl "$n" await_startup >/dev/null
         join "$n" &
         pids+=($!)
     done
@@ -142,6 +172,7 @@ start() {
     for n in 2 3; do
         joined "$n" || fail "node $(name_of "$n") is not a running member of the cluster"
     done
+    date >"$base/n1/joined"
     echo "RabbitMQ cluster of 3 nodes answers: $(url)" >&2
     url
 }
@@ -182,6 +213,13 @@ case "${1:-start}" in
         [ -n "${2:-}" ] || fail "usage: $0 vhost NAME"
         ctl 1 add_vhost "$2" >/dev/null 2>&1 || true  # exists already: fine
         ctl 1 set_permissions -p "$2" guest '.*' '.*' '.*' >/dev/null
+        for n in "${nodes[@]}"; do  # every node knows it (and guest's rights) before anyone connects
+            deadline=$((SECONDS + 30))
+            until ctl "$n" list_permissions -p "$2" -q 2>/dev/null | grep -q '^guest'; do
+                [ "$SECONDS" -lt "$deadline" ] || fail "vhost $2 did not reach node $(name_of "$n")"
+                sleep 0.2
+            done
+        done
         url "$2"
         ;;
     drop-vhost)

@@ -71,7 +71,8 @@ def run_scenario(name: str, args: argparse.Namespace, tmp: str) -> dict[str, Any
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - a broken drill is a failed scenario, with its reason
-        drill.verdict.failures.append('%s: %s' % (type(exc).__name__, exc))
+        text = str(exc)  # a dead process's error carries its log's tail: keep the end, where the cause is
+        drill.verdict.failures.append('%s: %s' % (type(exc).__name__, text if len(text) < 800 else '...' + text[-800:]))
         drill.log(traceback.format_exc())
     result: dict[str, Any] = {'passed': not drill.verdict.failures, 'failures': drill.verdict.failures,
               'figures': drill.verdict.figures, 'seconds': round(time.monotonic() - drill.started, 1)}

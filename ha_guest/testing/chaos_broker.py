@@ -143,7 +143,8 @@ def run_outage(drill: Any) -> None:
             verdict.equal('not_cleared', len(sample) - len(cleared), 0)
             time.sleep(1.0)
             raised = [(t, p) for t, p in rig.events(RAISED) if t >= since]
-            verdict.equal('duplicate_raised', sum(n - 1 for n in duplicates(raised).values()), 0)
+            verdict.equal('duplicate_raised', sum(n - 1 for n in duplicates(raised, 'incident_id').values()), 0)
+            verdict.equal('hung_with_several_incidents', len(duplicates(raised)), 0)
             verdict.equal('false_alarms', len([p for _, p in raised if p.get('instance_uuid') not in hung]), 0)
     finally:
         node.stop()

@@ -73,8 +73,9 @@ def _check_once(drill: Any, rig: Rig, prefix: str, sample: list[str], healthy: s
     raised = [(t, p) for t, p in rig.events(RAISED) if t >= since]
     cleared_all = [(t, p) for t, p in rig.events(CLEARED) if t >= since]
     verdict.equal('%s_lost' % prefix, len(set(sample) - {p.get('instance_uuid') for _, p in raised}), 0)
-    verdict.equal('%s_duplicate_raised' % prefix, sum(n - 1 for n in duplicates(raised).values()), 0)
-    verdict.equal('%s_duplicate_cleared' % prefix, sum(n - 1 for n in duplicates(cleared_all).values()), 0)
+    verdict.equal('%s_duplicate_raised' % prefix, sum(n - 1 for n in duplicates(raised, 'incident_id').values()), 0)
+    verdict.equal('%s_duplicate_cleared' % prefix,
+                  sum(n - 1 for n in duplicates(cleared_all, 'incident_id').values()), 0)
     ids: dict[str, set[str]] = collections.defaultdict(set)
     for _, payload in raised + cleared_all:
         ids[str(payload.get('instance_uuid'))].add(str(payload.get('incident_id')))
