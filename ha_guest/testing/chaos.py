@@ -86,7 +86,8 @@ def print_results(results: dict[str, dict[str, Any]], url: str) -> None:
     for name, result in results.items():
         print('\n%-16s %s (%.0f s)' % (name, 'PASSED' if result['passed'] else 'FAILED', result['seconds']))
         for key, value in result['figures'].items():
-            print('    %-44s %s' % (key, json.dumps(value)))
+            text = json.dumps(value)
+            print('    %-44s %s' % (key, text if len(text) <= 200 else text[:200] + ' ... (see the JSON)'))
         for failure in result['failures']:
             print('    FAILED: %s' % failure)
     passed = sum(r['passed'] for r in results.values())

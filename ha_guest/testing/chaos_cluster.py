@@ -198,6 +198,11 @@ def _figures(drill: Any, rig: Rig, prober: Prober, marks: dict[str, float], gues
     base = statistics.median(quiet) if quiet else 0.0
     verdict.figures['probes'] = len(latencies)
     verdict.figures['quiet_median_s'] = round(base, 3)
+    # Every probe (seconds since the first, latency) and the moments, to see what a delay lined up with.
+    first = latencies[0][0] if latencies else 0.0
+    verdict.figures['moments_s'] = {name: round(at - first, 1) for name, at in marks.items()}
+    verdict.figures['probe_latencies_s'] = [[round(at - first, 1), None if lat is None else round(lat, 2)]
+                                            for at, lat in latencies]
     for name, start, end in (('kill', marks['kill'] - 1.0, marks['restarted']),
                              ('sigstop', marks.get('sigstop', 0.0) - 1.0, marks.get('sigcont', 0.0) + AFTER_S)):
         window = _window(latencies, start, end)
