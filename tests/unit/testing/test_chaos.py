@@ -38,6 +38,13 @@ class TestVerdict(testtools.TestCase):
         self.assertEqual(['late_s = 2.5 s, target <= 1.5 s', 'missing = None, target <= 1.0',
                           'lost = 2, expected 0'], verdict.failures)
 
+    def test_missed_targets_reported_unless_enforced(self) -> None:
+        verdict = chaos_checks.Verdict(enforce_targets=False)
+        verdict.at_most('late_s', 2.5, 1.5, ' s')
+        verdict.at_most('missing', None, 1.0)  # nothing measured: something was lost, always a failure
+        self.assertEqual(['missing = None, target <= 1.0'], verdict.failures)
+        self.assertEqual(['late_s = 2.5 s, target <= 1.5 s'], verdict.targets_missed)
+
 
 class TestEvents(testtools.TestCase):
 
@@ -95,6 +102,7 @@ class TestCommandLine(testtools.TestCase):
         self.assertEqual([], args.scenarios)
         self.assertEqual([500, 1000], args.storm_sizes)
         self.assertEqual('.chaos/results.json', args.json)
+        self.assertFalse(args.enforce_targets)
         self.assertEqual(['storm', 'broker_outage', 'controller_kill', 'two_controllers', 'compute_kill',
                           'dead_agent', 'cluster'], list(chaos.SCENARIOS))
 
@@ -107,7 +115,7 @@ class TestCommandLine(testtools.TestCase):
             drill.verdict.figures['measured'] = 1
             raise chaos_rig.ChaosError('the broker went away')
 
-        args = argparse.Namespace(transport_url='rabbit://guest:guest@127.0.0.1:5672/')
+        args = argparse.Namespace(transport_url='rabbit://guest:guest@127.0.0.1:5672/', enforce_targets=True)
         with mock.patch.dict(chaos.SCENARIOS, {'broken': broken}), mock.patch('sys.stderr'):
             result = chaos.run_scenario('broken', args, self.useFixture(_TempDir()).path)
         self.assertFalse(result['passed'])
