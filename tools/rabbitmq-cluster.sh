@@ -8,6 +8,7 @@
 #   tools/rabbitmq-cluster.sh url [VHOST]    the transport URL listing the three nodes
 #   tools/rabbitmq-cluster.sh vhost NAME     add a vhost (guest may use it), print its URL
 #   tools/rabbitmq-cluster.sh drop-vhost NAME  delete a vhost and everything in it
+#   tools/rabbitmq-cluster.sh queues VHOST [N]  name, type and leader of every queue (asked of node N)
 #   tools/rabbitmq-cluster.sh pid N          the Erlang VM's pid of node N (kill -9 / SIGSTOP drills)
 #
 # Each node runs as root from /usr/lib/rabbitmq/bin (the /usr/sbin wrappers switch to the rabbitmq
@@ -226,6 +227,10 @@ case "${1:-start}" in
         [ -n "${2:-}" ] || fail "usage: $0 drop-vhost NAME"
         ctl 1 delete_vhost "$2" >/dev/null 2>&1 || true
         ;;
+    queues)
+        # name, type and leader node of every queue of a vhost, asked of node ${3:-1}
+        ctl "${3:-1}" list_queues -p "${2:?usage: $0 queues VHOST [N]}" -q name type leader
+        ;;
     pid) node_pid "${2:?usage: $0 pid N}" ;;
-    *) fail "usage: $0 start|stop|status|url [VHOST]|vhost NAME|drop-vhost NAME|pid N" ;;
+    *) fail "usage: $0 start|stop|status|url [VHOST]|vhost NAME|drop-vhost NAME|queues VHOST [N]|pid N" ;;
 esac

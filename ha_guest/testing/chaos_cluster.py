@@ -62,6 +62,15 @@ class Cluster:
         hosts = url.split('//', 1)[1].rsplit('/', 1)[0].split(',')
         return 'rabbit://%s/%s' % (','.join(hosts[n - 1] for n in nodes), vhost)
 
+    def leader(self, vhost: str, queue: str, ask: int) -> Optional[int]:
+        """The node (1-3) leading ``queue`` of ``vhost``, as node ``ask`` sees it."""
+        for line in self.run('queues', vhost, str(ask)).splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and fields[0] == queue:
+                match = re.match(r'rmq([1-3])@', fields[2])
+                return int(match.group(1)) if match else None
+        return None
+
     def pid(self, node: int) -> int:
         return int(self.run('pid', str(node)))
 
@@ -158,6 +167,9 @@ def _drill(drill: Any, cluster: Cluster, vhost: str, url: str, observer: str) ->
                 time.sleep(1.0)
             verdict.figures['sigstop_victim_node'] = victim
             verdict.figures['sigstop_controller_node'] = cluster.node_of(rig.services['controller'].pid)
+            # A quorum queue led by the stopped node takes nothing until Erlang declares the node down.
+            verdict.figures['sigstop_controller_queue_leader'] = cluster.leader(
+                vhost, rig.groups['rpc']['controller_topic'], 3 if victim != 3 else 1)
             pid = cluster.pid(victim)
             marks['sigstop'] = time.time()
             os.kill(pid, signal.SIGSTOP)

@@ -90,6 +90,15 @@ class TestCluster(testtools.TestCase):
             self.assertEqual('rabbit://guest:guest@127.0.0.1:5703/v1', cluster.vhost_url('v1', (3,)))
         run.assert_called_with('vhost', 'v1')
 
+    def test_leader_of_a_queue(self) -> None:
+        cluster = chaos_cluster.Cluster(chaos.__file__)
+        listing = 'topic_x\tquorum\trmq2@localhost\ntopic_x.host\tquorum\trmq3@localhost\nfan\tstream\t\n'
+        with mock.patch.object(cluster, 'run', return_value=listing) as run:
+            self.assertEqual(2, cluster.leader('v1', 'topic_x', 3))
+            self.assertEqual(3, cluster.leader('v1', 'topic_x.host', 3))
+            self.assertIsNone(cluster.leader('v1', 'missing', 3))
+        run.assert_called_with('queues', 'v1', '3')
+
     def test_missing_script_fails_clearly(self) -> None:
         error = self.assertRaises(chaos_rig.ChaosError, chaos_cluster.Cluster, '/nonexistent/rabbitmq-cluster.sh')
         self.assertIn('not found', str(error))
