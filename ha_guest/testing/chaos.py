@@ -74,8 +74,10 @@ def run_scenario(name: str, args: argparse.Namespace, tmp: str) -> dict[str, Any
         text = str(exc)  # a dead process's error carries its log's tail: keep the end, where the cause is
         drill.verdict.failures.append('%s: %s' % (type(exc).__name__, text if len(text) < 800 else '...' + text[-800:]))
         drill.log(traceback.format_exc())
-    result: dict[str, Any] = {'passed': not drill.verdict.failures, 'failures': drill.verdict.failures,
-              'figures': drill.verdict.figures, 'seconds': round(time.monotonic() - drill.started, 1)}
+    verdict = drill.verdict
+    result: dict[str, Any] = {'passed': not verdict.failures, 'failures': verdict.failures,
+                              'targets_missed': verdict.targets_missed, 'figures': verdict.figures,
+                              'seconds': round(time.monotonic() - drill.started, 1)}
     drill.log('%s %s in %.0f s' % (name, 'PASSED' if result['passed'] else 'FAILED', result['seconds']))
     return result
 

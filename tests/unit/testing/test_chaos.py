@@ -131,6 +131,21 @@ class TestCommandLine(testtools.TestCase):
         self.assertEqual({'measured': 1}, result['figures'])
         self.assertEqual(['ChaosError: the broker went away'], result['failures'])
 
+    def test_missed_target_is_reported_not_failed(self) -> None:
+        def slow(drill: Any) -> None:
+            drill.verdict.at_most('p99_ms', 900.0, 300.0, ' ms')
+
+        args = argparse.Namespace(transport_url='rabbit://guest:guest@127.0.0.1:5672/', enforce_targets=False)
+        with mock.patch.dict(chaos.SCENARIOS, {'slow': slow}), mock.patch('sys.stderr'):
+            result = chaos.run_scenario('slow', args, self.useFixture(_TempDir()).path)
+        self.assertTrue(result['passed'])
+        self.assertEqual(['p99_ms = 900.0 ms, target <= 300.0 ms'], result['targets_missed'])
+        with mock.patch('sys.stdout') as stdout:
+            chaos.print_results({'slow': result}, args.transport_url)
+        printed = ''.join(call.args[0] for call in stdout.write.call_args_list)
+        self.assertIn('TARGET MISSED: p99_ms = 900.0 ms', printed)
+        self.assertIn('chaos: 1 passed, 0 failed', printed)
+
 
 def _TempDir() -> Any:  # noqa: N802 - a fixture factory
     import fixtures
