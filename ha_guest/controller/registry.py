@@ -71,7 +71,8 @@ class FaultRegistry:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self._faults: dict[Key, dict[str, Any]] = {}
-        self._cleared: collections.OrderedDict[Key, None] = collections.OrderedDict()
+        #: Recently ended incidents: (cleared_at, cleared_by) of each, oldest first.
+        self._cleared: collections.OrderedDict[Key, tuple[float, str]] = collections.OrderedDict()
         #: Faults a state report of their host no longer showed: the time of the first such report.
         self._missing: dict[Key, float] = {}
         #: Per host, its latest state report: (taken at, the incidents it showed open).
@@ -120,13 +121,19 @@ class FaultRegistry:
     def add(self, fault: dict[str, Any]) -> bool:
         """Record a fault; return False if it is known already (a duplicate).
 
-        A fault reported again after it was cleared is recorded again: an
-        explicit report wins over the memory of cleared incidents.
+        A fault reported again after a state report cleared it ("resync", a
+        guess) is recorded again: an explicit report wins over that guess. A
+        fault of an incident that ended by its recovery or exit is a late
+        copy (e.g. of a call abandoned while a broker node hung) and a
+        duplicate, unless it was detected after the end.
         Raises FaultRegistryFull when ``max_faults`` faults are active.
         """
         key = key_of(fault)
         with self.lock:
             if key in self._faults:
+                return False
+            ended = self._cleared.get(key)
+            if ended is not None and ended[1] != CLEARED_BY_RESYNC and float(fault['detected_at']) <= ended[0]:
                 return False
             if len(self._faults) >= self.max_faults:
                 raise FaultRegistryFull(
@@ -142,7 +149,7 @@ class FaultRegistry:
         key = (instance_uuid, incident_id)
         with self.lock:
             fault = self._faults.pop(key, None)
-            self._remember(key)
+            self._remember(key, cleared_at, cleared_by)
             self.changed.notify_all()
             if fault is None:
                 return None
@@ -238,13 +245,13 @@ class FaultRegistry:
 
     def _pop(self, key: Key, cleared_at: float, cleared_by: str) -> Cleared:
         fault = self._faults.pop(key)
-        self._remember(key)
+        self._remember(key, cleared_at, cleared_by)
         self.changed.notify_all()
         return Cleared(fault, cleared_info(cleared_at, cleared_by))
 
-    def _remember(self, key: Key) -> None:
+    def _remember(self, key: Key, cleared_at: float, cleared_by: str) -> None:
         self._missing.pop(key, None)
-        self._cleared[key] = None
+        self._cleared[key] = (float(cleared_at), cleared_by)
         self._cleared.move_to_end(key)
         while len(self._cleared) > self.max_faults:
             self._cleared.popitem(last=False)

@@ -74,6 +74,17 @@ class TestRaiseAndClear(testtools.TestCase):
         self.assertTrue(self.registry.add(fault()))
         self.assertFalse(self.registry.was_cleared(('i-1', 'inc-1')))
 
+    def test_late_copy_of_a_recovered_incident_is_a_duplicate(self) -> None:
+        # E.g. a report whose call was abandoned while a broker node hung, delivered after the recovery.
+        for cleared_by in ('recovered', 'exited'):
+            registry = FaultRegistry(max_faults=10)
+            registry.add(fault(at=100.0))
+            registry.clear('i-1', 'inc-1', 150.0, cleared_by)
+            self.assertFalse(registry.add(fault(at=100.0)))
+            self.assertEqual([], registry.list())
+            self.assertTrue(registry.was_cleared(('i-1', 'inc-1')))
+            self.assertTrue(registry.add(fault(at=160.0)))  # detected again after the end: open again
+
     def test_clear_instance(self) -> None:
         self.registry.add(fault(incident='a'))
         self.registry.add(fault(incident='b'))
