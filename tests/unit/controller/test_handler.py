@@ -357,7 +357,9 @@ class TestIntents(HandlerTestCase):
         self.assertRaises(ConnectionError, self.c.report_fault, fault(incident='x'))
         self.c.report_recovery(recovery(incident='x'))
         self.intents.fail = False
-        self.c.report_fault(fault(incident='x'))  # after the clear: a new report of it, a new intent
+        self.assertEqual({'duplicate': True}, self.c.report_fault(fault(incident='x')))  # the retry: ended
+        self.assertEqual([], self.intents.published)
+        self.c.report_fault(fault(incident='x', at=160.0))  # detected again after the end: a new intent
         self.assertEqual([['x']], self.intents.published)
 
     def test_state_reports_publish_nothing(self) -> None:
