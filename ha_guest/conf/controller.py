@@ -50,6 +50,16 @@ OPTS: list[cfg.Opt] = [
              'replies; when its queue is full, events for that sink are dropped '
              'and logged as errors.',
     ),
+    cfg.IntOpt(
+        'sink_lanes',
+        default=4,
+        min=1,
+        max=32,
+        help='Threads of each fault sink that can send concurrently (the notifications and vitrage sinks). '
+             'One instance\'s events always take the same thread, so its "raised" comes before its "cleared"; '
+             'each notification waits about a millisecond for the broker, so more threads bring a storm of '
+             'faults to Vitrage sooner (each takes a connection of the notification transport\'s pool).',
+    ),
     cfg.FloatOpt(
         'agent_down_time_s',
         mutable=True,

@@ -86,7 +86,7 @@ class ControllerManager:
         opts = conf.controller
         self.registry = FaultRegistry(opts.max_faults, opts.resync_clear_grace_s)
         sinks = load_sinks(conf, self.notification_transport, self._not_ended)
-        self.dispatcher = SinkDispatcher(sinks, opts.sink_queue_size)
+        self.dispatcher = SinkDispatcher(sinks, opts.sink_queue_size, opts.sink_lanes)
         self.peer_worker = Worker('peer-sync', opts.sink_queue_size)
         self.peers = ControllerSyncAPI(conf, self.origin, self.transport)
         self.compute_api = ComputeAPI(conf, self.transport)

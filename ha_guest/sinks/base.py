@@ -43,6 +43,10 @@ class FaultSink(abc.ABC):
     binds it to its registry once the sink is loaded.
     """
 
+    #: True: the sink may be called from several threads at once (never for the same instance or host):
+    #: the controller then spreads its events over [controller] sink_lanes threads.
+    concurrent: bool = False
+
     def __init__(self, conf: cfg.ConfigOpts, transport: Any) -> None:
         self.conf = conf
         self.transport = transport

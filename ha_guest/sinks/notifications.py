@@ -22,6 +22,8 @@ class NotificationSink(FaultSink):
 
     #: Option group holding this sink's topics and optional transport_url.
     GROUP = sinks_conf.NOTIFICATIONS_GROUP
+    #: oslo.messaging's Notifier is thread-safe (each send takes a pooled connection).
+    concurrent = True
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Any) -> None:
         default_conf.register_opts(conf)

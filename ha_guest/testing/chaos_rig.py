@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import datetime
 import math
 import os
 import signal
@@ -51,14 +52,30 @@ class Recorder(FaultListener):
         self._seen_lock = threading.Lock()
 
     def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any, metadata: Any) -> None:
-        """Record (arrival, event type, payload) the first time a message id is seen."""
+        """Record (arrival, event type, payload + "_sent_at") the first time a message id is seen."""
         message_id = (metadata or {}).get('message_id')
         if message_id is not None:
             with self._seen_lock:
                 if message_id in self._seen:
                     return
                 self._seen.add(message_id)
+        if isinstance(payload, dict):
+            # When the controller sent it (the notifier's UTC time stamp): "at the controller", without
+            # the time this listener, on the same two cores, took to get to it.
+            payload = dict(payload, _sent_at=sent_at(metadata))
         super().info(ctxt, publisher_id, event_type, payload, metadata)
+
+
+def sent_at(metadata: Any) -> Optional[float]:
+    """Epoch time of a notification's metadata time stamp (oslo.messaging: naive UTC text), None if absent."""
+    text = (metadata or {}).get('timestamp')
+    if not isinstance(text, str):
+        return None
+    try:
+        stamp = datetime.datetime.strptime(text, '%Y-%m-%d %H:%M:%S.%f')
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 class Rig:

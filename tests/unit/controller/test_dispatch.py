@@ -72,6 +72,27 @@ class TestSinkDispatcher(testtools.TestCase):
             self.assertEqual(('cleared', 'x', 'recovered'), sink.events.get_nowait())
             self.assertTrue(sink.closed)
 
+    def test_lanes_keep_each_instances_order(self) -> None:
+        sink = RecordingSink()
+        sink.concurrent = True
+        dispatcher = SinkDispatcher({'a': sink}, queue_size=1000, lanes=4)
+        self.assertEqual(4, len(dispatcher.workers['a']._workers))
+        dispatcher.start()
+        for i in range(50):
+            dispatcher.fault_raised(fault(instance='i-%d' % i, incident='x%d' % i))
+            dispatcher.fault_cleared(fault(instance='i-%d' % i, incident='x%d' % i), CLEARED)
+        dispatcher.stop(TIMEOUT)
+        seen: dict[str, list[str]] = {}
+        while not sink.events.empty():
+            event = sink.events.get_nowait()
+            seen.setdefault(event[1], []).append(event[0])
+        self.assertEqual(50, len(seen))
+        self.assertEqual({('raised', 'cleared')}, {tuple(kinds) for kinds in seen.values()})
+
+    def test_a_sink_not_concurrent_gets_one_lane(self) -> None:
+        dispatcher = SinkDispatcher({'a': RecordingSink()}, queue_size=10, lanes=4)
+        self.assertEqual(1, len(dispatcher.workers['a']._workers))
+
     def test_failing_and_stuck_sinks_are_isolated(self) -> None:
         good, stuck = RecordingSink(), StuckSink()
         dispatcher = SinkDispatcher({'bad': FailingSink(), 'stuck': stuck, 'good': good}, queue_size=10)
