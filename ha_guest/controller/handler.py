@@ -196,21 +196,45 @@ class FaultHandler:
         (every report is idempotent).
         """
         results: list[dict[str, Any]] = []
-        with self.intent_batch():  # one recovery intent for the batch's new faults, published before the answer
-            for item in payloads.batch_list(items):
-                try:
-                    item = payloads.batch_item(item)
-                    if item['type'] == payloads.TYPE_FAULT:
-                        results.append(self.report_fault(item['payload']))
-                        continue
-                    if item['type'] == payloads.TYPE_RECOVERY:
-                        self.report_recovery(item['payload'])
-                    else:
-                        self.report_exit(item['payload'])
-                    results.append({'duplicate': False})
-                except (payloads.InvalidPayload, FaultRegistryFull) as exc:
-                    results.append({'error': '%s: %s' % (type(exc).__name__, exc)})
+        self._batch.peer_casts = []  # the batch's news for the peers, sent at its end with its faults coalesced
+        try:
+            with self.intent_batch():  # one recovery intent for the batch's new faults, published before the answer
+                self._apply_batch(payloads.batch_list(items), results)
+        finally:
+            casts, self._batch.peer_casts = self._batch.peer_casts, None
+            self._flush_peer_casts(casts)
         return results
+
+    def _apply_batch(self, items: list[Any], results: list[dict[str, Any]]) -> None:
+        """Apply each item of a batch in order, appending its result."""
+        for item in items:
+            try:
+                item = payloads.batch_item(item)
+                if item['type'] == payloads.TYPE_FAULT:
+                    results.append(self.report_fault(item['payload']))
+                    continue
+                if item['type'] == payloads.TYPE_RECOVERY:
+                    self.report_recovery(item['payload'])
+                else:
+                    self.report_exit(item['payload'])
+                results.append({'duplicate': False})
+            except (payloads.InvalidPayload, FaultRegistryFull) as exc:
+                results.append({'error': '%s: %s' % (type(exc).__name__, exc)})
+
+    def _flush_peer_casts(self, casts: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Send a batch's peer casts in order, runs of sync_fault as sync_faults (a storm: a few casts, not 1000)."""
+        run: list[dict[str, Any]] = []
+        for method, args in casts + [('', ())]:
+            if method == 'sync_fault' and len(run) < SYNC_BATCH:
+                run.append(args[0])
+                continue
+            if run:
+                self._to_peers('sync_faults', list(run))
+                run = []
+            if method == 'sync_fault':
+                run.append(args[0])
+            elif method:
+                self._to_peers(method, *args)
 
     def list_faults(self, instance_uuid: Optional[str] = None) -> list[dict[str, Any]]:
         """Return the active faults, each with "state": "active"."""
@@ -280,6 +304,10 @@ class FaultHandler:
 
     def _to_peers(self, method: str, *args: Any) -> None:
         if self.peers is None:
+            return
+        held = getattr(self._batch, 'peer_casts', None)
+        if held is not None:  # inside report_batch: sent at its end (_flush_peer_casts)
+            held.append((method, args))
             return
         call = getattr(self.peers, method)
         if self._peer_worker is None:

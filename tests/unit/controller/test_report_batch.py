@@ -26,6 +26,17 @@ class TestReportBatch(HandlerTestCase):
         self.assertEqual([], self.a.list_faults())
         self.assertEqual([], self.b.list_faults())  # the peer followed
 
+    def test_peers_hear_a_storm_in_few_casts_in_order(self) -> None:
+        c, _ = self.controller('c', max_faults=1000)
+        d, sinks_d = self.controller('d', max_faults=1000)
+        storm = [('fault', fault(instance='i-%d' % i)) for i in range(600)]
+        c.report_batch(batch(*storm, ('recovery', recovery(instance='i-0')), ('fault', fault(instance='x'))))
+        self.assertEqual([('c', 'sync_faults'), ('c', 'sync_faults'), ('c', 'sync_clear'), ('c', 'sync_faults')],
+                         self.bus.casts)
+        self.assertEqual(600, len(d.list_faults()))  # 599 of the storm and x: i-0 recovered
+        self.assertNotIn('i-0', {f['instance_uuid'] for f in d.list_faults()})
+        self.assertEqual([], sinks_d.events)  # the peer announces nothing again
+
     def test_a_bad_item_does_not_refuse_the_others(self) -> None:
         small, sinks = self.controller('small', max_faults=1)
         results = small.report_batch(batch(('fault', {'instance_uuid': 'i-1'}), ('fault', fault(incident='x')),
