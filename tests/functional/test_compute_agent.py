@@ -205,9 +205,18 @@ class TestComputeRestart(ComputeAgentTestCase):
         self.stop_compute()
         self.controller.calls.clear()
         self.start_compute()
-        again = wait_for(lambda: self.controller.of('report_fault', instance), TIMEOUT, message='the fault again')[0]
-        self.assertEqual(fault['incident_id'], again['incident_id'])
+        wait_for(lambda: self.manager is not None and self.manager.instance_stats(instance), TIMEOUT,
+                 message='discovery after the restart')
+        time.sleep(0.5)  # the restarted agent has challenged the hung guest a few times
+        # The fault was acknowledged before the stop: the restarted agent keeps its incident and does not
+        # report it again, unless the acknowledgement had not reached the state file when it stopped (then
+        # it sends it once more, under the same incident id and detection time).
+        again = self.controller.of('report_fault', instance)
+        self.assertLessEqual(len(again), 1)
+        for report in again:
+            self.assertEqual((fault['incident_id'], fault['detected_at']),
+                             (report['incident_id'], report['detected_at']))
         agent.signal(signal.SIGCONT)
         recovery = wait_for(lambda: self.controller.of('report_recovery', instance), TIMEOUT, message='a recovery')[0]
         self.assertEqual(fault['incident_id'], recovery['incident_id'])
-        self.assertEqual(1, len(self.controller.of('report_fault', instance)))
+        self.assertEqual(again, self.controller.of('report_fault', instance))
