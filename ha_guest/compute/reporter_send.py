@@ -11,7 +11,10 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import time
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+
+import oslo_messaging
 
 from ha_guest.compute.reporter_calls import DeadlineCaller
 from ha_guest.rpc import payloads
@@ -27,6 +30,8 @@ BATCH = "report_batch"
 BATCH_TYPES = {FAULT: payloads.TYPE_FAULT, RECOVERY: payloads.TYPE_RECOVERY, EXIT: payloads.TYPE_EXIT}
 #: The controller API version that has report_batch.
 BATCH_VERSION = "1.2"
+#: Seconds the 1.0 methods are used after a controller answered report_batch with UnsupportedVersion.
+UNBATCHED_S = 300
 
 Item = Tuple[str, Dict[str, Any]]
 #: Called from the reporter thread for each acknowledged report: (method, payload, {"duplicate": bool}).
@@ -66,9 +71,13 @@ class ReportSender:
         self.timeout_s = timeout_s
         self.deadline_s = deadline_s
         self.on_sent = on_sent
+        #: Until when (monotonic) the 1.0 methods are used because a controller refused report_batch.
+        self._unbatched_until = 0.0
 
     def batching(self) -> bool:
-        """Whether the controller API version cap allows report_batch (else: the 1.0 methods)."""
+        """Whether report_batch may be used (the version cap allows it, no controller refused it lately)."""
+        if time.monotonic() < self._unbatched_until:
+            return False
         client = self.caller.client
         can_send = getattr(client, "can_send_version", None)
         if callable(can_send):
@@ -77,7 +86,18 @@ class ReportSender:
 
     def send_batch(self, items: List[Item], checked: List[Dict[str, Any]]) -> None:
         """Send ``items`` (``checked``: their batch items) in one call; raises if the call failed."""
-        answer = self.caller.call(BATCH, self.ctxt, checked, deadline_s=self.deadline_s, **self._timeout(BATCH))
+        try:
+            answer = self.caller.call(BATCH, self.ctxt, checked, deadline_s=self.deadline_s,
+                                      **self._timeout(BATCH))
+        except oslo_messaging.RemoteError as exc:
+            if exc.exc_type == "UnsupportedVersion":
+                # An older controller (a rolling upgrade whose version cap was not lowered): the 1.0
+                # methods at once, not after MAX_REMOTE_ERRORS refusals of every batch; batches again later.
+                self._unbatched_until = time.monotonic() + UNBATCHED_S
+                LOG.warning("a controller does not know report_batch (controller API %s); reports go one by one "
+                            "for %d s (set [rpc] controller_version_cap = 1.1 while older controllers run)",
+                            BATCH_VERSION, UNBATCHED_S)
+            raise
         self.counters["batches"] += 1
         results = answer["results"] if isinstance(answer, dict) else None
         if not isinstance(results, list) or len(results) != len(items):

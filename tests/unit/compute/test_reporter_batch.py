@@ -98,6 +98,20 @@ class TestBatches(testtools.TestCase):
         self.assertEqual(3, reporter.counters["batches"])
         self.assertEqual(8, reporter.counters["sent"] - 1)  # 8 events and one state report
 
+    def test_an_older_controller_gets_the_1_0_methods_at_once(self) -> None:
+        api = BatchController()  # its cap allows 1.2, but the controller that answers is older
+        api.failures = [oslo_messaging.RemoteError("UnsupportedVersion", "Endpoint does not support RPC version 1.2")]
+        reporter = self.make(api)
+        reporter.report_fault(fault("a"))
+        self.assertTrue(reporter.wait_idle(5))
+        self.assertEqual(2, api.attempts)  # one refused batch, then the fault on its own
+        self.assertEqual([], api.batches)
+        reporter.report_fault(fault("b"))
+        self.assertTrue(reporter.wait_idle(5))
+        self.assertEqual(["report_fault", "report_fault"], api.names())
+        self.assertEqual([], api.batches)
+        self.assertEqual(0, reporter.counters["given_up"])
+
     def test_batch_size_bound(self) -> None:
         api = BatchController()
         api.gate = threading.Event()
