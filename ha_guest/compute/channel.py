@@ -45,7 +45,7 @@ class GuestChannel(ChannelWriter):
     def __init__(self, loop: asyncio.AbstractEventLoop, instance_uuid: str, path: str,
                  scheduler: TickScheduler, settings: ChannelSettings,
                  buffer: Optional[memoryview] = None) -> None:
-        super().__init__(loop, instance_uuid, path, settings, LogGate(LOG, loop.time))
+        super().__init__(loop, instance_uuid, path, settings, LogGate(LOG, loop.time, instance_uuid=instance_uuid))
         self.buffer = buffer if buffer is not None else fastpath.read_buffer()
         self._buffer_bytes: bytearray = self.buffer.obj  # type: ignore[assignment]  # count() works on it
         self.scheduler = scheduler
@@ -90,7 +90,8 @@ class GuestChannel(ChannelWriter):
         self._at_boundary = True
         self._skip_line = False
         self._format_session_frames()
-        LOG.debug("%s: connected to %s, session %s", self.instance_uuid, self.path, session)
+        LOG.debug("%s: connected to %s, session %s", self.instance_uuid, self.path, session,
+                  extra={"instance_uuid": self.instance_uuid})
         self._send_hello()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:

@@ -117,7 +117,7 @@ class IncidentReports:
         known = self.open[uuid] = OpenIncident(monitor.incident_id, detected_at, announced)
         if not announced:
             LOG.info("%s: incident %s not acknowledged before the restart; reporting it again", uuid,
-                     monitor.incident_id)
+                     monitor.incident_id, extra={"instance_uuid": uuid})
             misses = monitor.policy.miss_threshold if monitor.fault_kind == MISSED else 0
             self._send_fault(uuid, known, monitor.fault_kind, monitor.reason, monitor.interval_ms, misses,
                              time.time())
@@ -137,7 +137,7 @@ class IncidentReports:
         if incident_id is None:
             return False
         LOG.info("%s: channel removed with incident %s open; reporting the end of its monitoring", uuid,
-                 incident_id)
+                 incident_id, extra={"instance_uuid": uuid})
         self.send(EXIT, {"instance_uuid": uuid, "host": self.host, "reason": REMOVED_REASON, "at": time.time()})
         return True
 

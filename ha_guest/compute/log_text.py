@@ -73,10 +73,10 @@ class GuestLogs:
         self._incidents: Dict[str, TokenBucket] = {}
 
     def line(self, instance: str, topic: str, level: int, message: str, *args: Any) -> None:
-        """Log one line of ``topic`` for ``instance``: at most one per period, the others counted."""
+        """Log one line of ``topic`` for ``instance`` ("[instance: <uuid>] "): one per period, the rest counted."""
         gates = self._gates.get(instance)
         if gates is None:
-            gates = self._gates[instance] = KeyedLogGates(self.logger, self._clock, self.period)
+            gates = self._gates[instance] = KeyedLogGates(self.logger, self._clock, self.period, instance)
         gates.log(topic, level, message, *args)
 
     def incident(self, instance: str, level: int, message: str, *args: Any) -> None:
@@ -86,7 +86,7 @@ class GuestLogs:
             bucket = self._incidents[instance] = TokenBucket(
                 INCIDENT_LINES_PER_MIN / 60.0, INCIDENT_LINES_BURST, self._clock)
         if bucket.allow():
-            self.logger.log(level, message, *args)
+            self.logger.log(level, message, *args, extra={"instance_uuid": instance})
         else:  # only with flap damping off: fall back to one line per period
             self.line(instance, "incident", level, message, *args)
 

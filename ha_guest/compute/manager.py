@@ -286,7 +286,7 @@ class ComputeManager:
         self.outbox.changed()
         LOG.info("%s: channel found at %s%s (heartbeat %s, server group messaging %s)", instance_uuid, path,
                  " (suspended)" if suspended else "", "on" if features.heartbeat else "off",
-                 "on" if features.server_group_messaging else "off")
+                 "on" if features.server_group_messaging else "off", extra={"instance_uuid": instance_uuid})
         self._to_connect.append(channel)
 
     def _set_features(self, instance: Instance, features: Features) -> None:
@@ -294,7 +294,8 @@ class ComputeManager:
             return
         instance.channel.features = features
         LOG.info("%s: heartbeat %s, server group messaging %s now", instance.channel.instance_uuid,
-                 "on" if features.heartbeat else "off", "on" if features.server_group_messaging else "off")
+                 "on" if features.heartbeat else "off", "on" if features.server_group_messaging else "off",
+                 extra={"instance_uuid": instance.channel.instance_uuid})
         if not features.heartbeat:
             instance.monitor.unregister()  # an open fault stays open until the controller's reconciliation
             self.outbox.changed()
@@ -308,7 +309,7 @@ class ComputeManager:
         # An open incident ends now (an exit report, see IncidentReports.removed), not at the next state report.
         self.incidents.removed(instance_uuid, instance.monitor)
         instance.monitor.unregister()  # its heap entry goes stale
-        LOG.info("%s: channel removed, monitoring ended", instance_uuid)
+        LOG.info("%s: channel removed, monitoring ended", instance_uuid, extra={"instance_uuid": instance_uuid})
         self.outbox.changed()
 
     def _on_suspended(self, instance_uuid: str, reason: str) -> None:
@@ -318,7 +319,7 @@ class ComputeManager:
         instance.suspended = reason or "suspended"
         instance.since = None
         instance.monitor.suspend(self.loop.time())
-        LOG.info("%s: %s, not watched", instance_uuid, instance.suspended)
+        LOG.info("%s: %s, not watched", instance_uuid, instance.suspended, extra={"instance_uuid": instance_uuid})
 
     def _on_resumed(self, instance_uuid: str) -> None:
         instance = self.instances.get(instance_uuid)
@@ -328,7 +329,7 @@ class ComputeManager:
         instance.since = time.time()  # the guest can register from now on
         instance.monitor.resume(self.loop.time())
         self.scheduler.schedule(instance.monitor)
-        LOG.info("%s: running again, watched", instance_uuid)
+        LOG.info("%s: running again, watched", instance_uuid, extra={"instance_uuid": instance_uuid})
 
     def _on_monitor_event(self, event: MonitorEvent) -> None:
         if event.kind == EventKind.REGISTERED:

@@ -142,7 +142,8 @@ class Reporter:
                     self.counters["events_dropped"] += 1
                     LOG.error("report queue full (%d) of faults, recoveries and exits: %s for %s DROPPED; "
                               "the next state report will carry the current state", self.queue_size,
-                              method, payload.get("instance_uuid"))
+                              method, payload.get("instance_uuid"),
+                              extra={"instance_uuid": payload.get("instance_uuid")})
                     return
             queue.append((method, payload))
             self.counters["queued"] += 1
@@ -290,12 +291,13 @@ class Reporter:
     def _give_up(self, item: Item, times: int, exc: Exception) -> None:
         self.counters["given_up"] += 1
         LOG.error("controller refused %s for %s%s, dropped: %s", item[0], item[1].get("instance_uuid"),
-                  " %d times" % times if times > 1 else "", exc)
+                  " %d times" % times if times > 1 else "", exc, extra={"instance_uuid": item[1].get("instance_uuid")})
 
     def _warn(self, batch: List[Item], exc: Exception) -> None:
         now = time.monotonic()
         if now - self._last_warning >= WARN_PERIOD_S:
             self._last_warning = now
+            # log: several instances (a batch; the first one is named)
             LOG.warning("cannot reach the controller (%d report(s), first %s for %s): %s; retrying, %d queued",
                         len(batch), batch[0][0], batch[0][1].get("instance_uuid"), exc, len(self._queue))
 

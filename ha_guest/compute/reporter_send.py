@@ -106,7 +106,7 @@ class ReportSender:
             if "error" in result:
                 self.counters["given_up"] += 1
                 LOG.error("controller refused %s for %s: %s; dropped", item[0], item[1].get("instance_uuid"),
-                          result["error"])
+                          result["error"], extra={"instance_uuid": item[1].get("instance_uuid")})
                 continue
             self.acknowledged(item, result)
 
@@ -142,7 +142,8 @@ class ReportSender:
             try:
                 self.on_sent(item[0], item[1], {"duplicate": duplicate})
             except Exception:  # noqa: BLE001 - a failing callback must not stop reporting
-                LOG.exception("on_sent failed for %s of %s", item[0], item[1].get("instance_uuid"))
+                LOG.exception("on_sent failed for %s of %s", item[0], item[1].get("instance_uuid"),
+                              extra={"instance_uuid": item[1].get("instance_uuid")})
 
 
 @functools.lru_cache(maxsize=64)

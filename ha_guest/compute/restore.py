@@ -61,7 +61,8 @@ class Restorer:
         if record["state"] in PERSISTED_VALUES and features.heartbeat:
             self._restore(uuid, instance, record, now)
             LOG.info("%s: watching again after a restart (%s%s)", uuid, instance.monitor.state.value,
-                     ", incident %s" % record["incident_id"] if record["incident_id"] else "")
+                     ", incident %s" % record["incident_id"] if record["incident_id"] else "",
+                     extra={"instance_uuid": uuid})
 
     def saved(self) -> List[Record]:
         """The held records, for the state file (kept while discovery may still report them)."""
@@ -107,13 +108,13 @@ class Restorer:
         if not monitor.registered:
             # The guest has not answered the new session: it goes on under its incident.
             LOG.info("%s: incident %s re-learned from the controllers; watching it again", uuid,
-                     record["incident_id"])
+                     record["incident_id"], extra={"instance_uuid": uuid})
             self._restore(uuid, instance, record, now)
             if instance.suspended is not None:
                 monitor.suspend(now)
             return
         LOG.info("%s: incident %s re-learned from the controllers is over (the guest answered since)", uuid,
-                 record["incident_id"])
+                 record["incident_id"], extra={"instance_uuid": uuid})
         self.outbox.put(RECOVERY, {"instance_uuid": uuid, "host": self.host, "incident_id": record["incident_id"],
                                    "recovered_at": time.time()})
 
@@ -126,5 +127,6 @@ class Restorer:
         self.scheduler.schedule(monitor)
 
     def _gone(self, uuid: str, incident_id: str) -> None:
-        LOG.info("%s: not reported by discovery; ending its open incident %s", uuid, incident_id)
+        LOG.info("%s: not reported by discovery; ending its open incident %s", uuid, incident_id,
+                 extra={"instance_uuid": uuid})
         self.outbox.put(EXIT, {"instance_uuid": uuid, "host": self.host, "reason": GONE_REASON, "at": time.time()})

@@ -178,7 +178,8 @@ class SgmRelay:
             entries = tuple(sgm.member_status(m["uuid"], m["state"], m.get("power_state") or "", m["uuid"] == uuid)
                             for m in members)
         except (errors.ProtocolError, KeyError, TypeError) as exc:
-            self._logs.log("status", logging.WARNING, "unusable status answer for %s: %s", uuid, exc)
+            self._logs.log("status", logging.WARNING, "unusable status answer for %s: %s", uuid, exc,
+                           instance_uuid=uuid)
             self._nack(channel, ref_seq, sgm.NACK_UNAVAILABLE, "the group's state could not be read", False)
             return
         if sum(entry.is_self for entry in entries) != 1:
@@ -198,7 +199,7 @@ class SgmRelay:
         self.drops[reason] += count
         level = logging.INFO if reason in (DROP_NOT_CONNECTED, DROP_NOT_HERE) else logging.WARNING
         self._logs.log(reason, level, "server group messaging: broadcast dropped (%s), instance %s", reason,
-                       instance_uuid)
+                       instance_uuid, instance_uuid=instance_uuid)
 
     def forget(self, instance_uuid: str) -> None:
         """Drop what is kept for an instance whose channel went away."""

@@ -105,7 +105,8 @@ class SgmSender:
                                             retry=self.cast_retry)
         except Exception as exc:  # noqa: BLE001 - timeout, broker down, remote error: all mean unavailable
             self.counters["status_failures"] += 1
-            self._warnings.log("status", logging.WARNING, "status request for %s failed: %s", instance_uuid, exc)
+            self._warnings.log("status", logging.WARNING, "status request for %s failed: %s", instance_uuid, exc,
+                               instance_uuid=instance_uuid)
             answer = {"nack": "unavailable", "detail": "no controller answered"}
         on_answer(answer)
 

@@ -101,7 +101,8 @@ class FaultHandler:
         if new:
             self._to_peers('sync_fault', fault)
         else:
-            LOG.debug('duplicate fault %s of instance %s', fault['incident_id'], fault['instance_uuid'])
+            LOG.debug('duplicate fault %s of instance %s', fault['incident_id'], fault['instance_uuid'],
+                      instance_uuid=fault['instance_uuid'])
         if owed:
             batch = intents if intents is not None else getattr(self._batch, 'faults', None)
             if batch is not None:
@@ -137,6 +138,7 @@ class FaultHandler:
         try:
             self._intents.publish(faults)
         except Exception:
+            # log: several instances (the intent's faults; the first one is named)
             LOG.exception('recovery intent for %d fault(s) not sent (first: incident %s of instance %s); the '
                           'compute agent\'s retry sends it again', len(faults), faults[0]['incident_id'],
                           faults[0]['instance_uuid'])
@@ -175,16 +177,16 @@ class FaultHandler:
             self._clear_sinks(gone)
         for fault in added:
             LOG.info('state report of %s: fault %s of instance %s added', report['host'], fault['incident_id'],
-                     fault['instance_uuid'])
+                     fault['instance_uuid'], instance_uuid=fault['instance_uuid'])
             self._to_peers('sync_fault', fault)
         for fault in relearned:
             # Announced when its fault report was accepted, and handed to recovery then: learned, not raised.
             LOG.info('state report of %s: fault %s of instance %s re-learned (announced already)', report['host'],
-                     fault['incident_id'], fault['instance_uuid'])
+                     fault['incident_id'], fault['instance_uuid'], instance_uuid=fault['instance_uuid'])
             self._to_peers('sync_fault', fault)
         for item in gone:
             LOG.info('state report of %s: fault %s of instance %s cleared', report['host'],
-                     item.fault['incident_id'], item.fault['instance_uuid'])
+                     item.fault['incident_id'], item.fault['instance_uuid'], instance_uuid=item.fault['instance_uuid'])
             self._to_peers('sync_clear', item.fault['instance_uuid'], item.fault['incident_id'], item.cleared,
                            False)
 
@@ -253,7 +255,7 @@ class FaultHandler:
         if not self.registry.merge([payloads.fault(fault)]) and len(self.registry) >= self.registry.max_faults:
             LOG.error('peer %s: fault registry full ([controller] max_faults %d); fault %s of instance %s not '
                       'recorded', origin, self.registry.max_faults, fault.get('incident_id'),
-                      fault.get('instance_uuid'))
+                      fault.get('instance_uuid'), instance_uuid=fault.get('instance_uuid'))
 
     def sync_clear(self, origin: str, instance_uuid: str, incident_id: Optional[str], cleared: dict[str, Any],
                    notify: bool) -> None:

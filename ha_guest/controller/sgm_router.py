@@ -98,7 +98,7 @@ class SgmRouter:
             if view is None:
                 self._count(self.broadcasts, reason)
                 self._gate.log(reason, logging.WARNING, 'broadcast of instance %s refused (%s): %s', item['sender'],
-                               reason, detail)
+                               reason, detail, instance_uuid=item['sender'])
                 nacks[item['host']].append({'instance_uuid': item['sender'], 'session': item['session'],
                                             'ref_seq': item['ref_seq'], 'reason': reason, 'detail': detail})
                 continue
@@ -147,7 +147,7 @@ class SgmRouter:
                 self._count(self.events, reason)
                 if reason != NO_GROUP:
                     self._gate.log('event-' + reason, logging.WARNING, '%s of instance %s not passed on: %s',
-                                   update['event'], update['member'], detail)
+                                   update['event'], update['member'], detail, instance_uuid=update['member'])
             self._sync([update])
         elif update['kind'] == nn.KIND_ADD_MEMBER:
             added = self.directory.add_members(update['group'], update['members'], update.get('at'))

@@ -198,7 +198,9 @@ class Watchers:
                 self.sinks.watch_event(hf.event_type(alarm), alarm)
         for alarm in events:
             level = logging.WARNING if alarm['state'] == hf.STATE_ACTIVE else logging.INFO
-            LOG.log(level, 'agent watch: %s %s', hf.event_type(alarm), _describe(alarm))
+            # An unregistered guest's alarm is about one instance; a silent agent's about a host.
+            LOG.log(level, 'agent watch: %s %s', hf.event_type(alarm), _describe(alarm),
+                    instance_uuid=alarm.get('instance_uuid'))
         if events:
             self._wake.set()  # the peers learn at once
 

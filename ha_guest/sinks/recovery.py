@@ -269,7 +269,7 @@ class ActionSink(FaultSink):
                                'failed: %s' % (what, describe_error(exc, self.timeouts)), std_logging.ERROR)
         LOG.warning('%s sink: instance %s, incident %s: acting: %s (policy %s%s; %.0f ms after detection)',
                     self.name, key[0], key[1], what, action, ', cached' if cached else '',
-                    self._since_detection(fault))
+                    self._since_detection(fault), instance_uuid=key[0])
         try:
             self._act(action, fault)
         except AlreadyDone as done:
@@ -317,7 +317,7 @@ class ActionSink(FaultSink):
             self.counts[outcome] += 1
         self.decisions.append((fault['instance_uuid'], fault['incident_id'], outcome, reason))
         LOG.log(level, '%s sink: instance %s, incident %s: %s', self.name, fault['instance_uuid'],
-                fault['incident_id'], message)
+                fault['incident_id'], message, instance_uuid=fault['instance_uuid'])
         return outcome
 
 

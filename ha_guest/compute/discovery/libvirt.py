@@ -268,9 +268,11 @@ class LibvirtDiscovery(base.DiscoveryDriver):
                 LOG.warning("connection to libvirt at %s lost, reconnecting: %s", self.uri, exc)
                 self._disconnect()
             else:
-                LOG.warning("%s: cannot read the domain after %s: %s", item.uuid, item.what, exc)
+                LOG.warning("%s: cannot read the domain after %s: %s", item.uuid, item.what, exc,
+                            extra={"instance_uuid": item.uuid})
             return
-        LOG.debug("%s: %s -> %s %s", item.uuid, item.what, status.watch.value, status.reason)
+        LOG.debug("%s: %s -> %s %s", item.uuid, item.what, status.watch.value, status.reason,
+                  extra={"instance_uuid": item.uuid})
         known = self._known.get(item.uuid)
         if (item.reboot and known is not None and path and status.watch in (Watch.RUNNING, Watch.SUSPENDED)
                 and time.monotonic() - known.reset_at >= RESET_COALESCE_S):
@@ -304,7 +306,7 @@ class LibvirtDiscovery(base.DiscoveryDriver):
         try:
             path, features = domain_channel(xml, self.channel_name, uuid)
         except (ValueError, SyntaxError) as exc:  # ElementTree.ParseError is a SyntaxError
-            LOG.warning("%s: unusable domain XML: %s", uuid, exc)
+            LOG.warning("%s: unusable domain XML: %s", uuid, exc, extra={"instance_uuid": uuid})
             return status, None, base.LEGACY_FEATURES
         return status, path, features
 
@@ -340,7 +342,7 @@ class LibvirtDiscovery(base.DiscoveryDriver):
                 return
             if not known.failed:
                 LOG.warning("%s: domain %s (%s); still watched, so its silence is a fault",
-                            uuid, status.reason, why)
+                            uuid, status.reason, why, extra={"instance_uuid": uuid})
                 known.failed = True
             if known.suspended is not None:
                 known.suspended = None
@@ -356,28 +358,28 @@ class LibvirtDiscovery(base.DiscoveryDriver):
             return
         known.failed = False
         if path != known.path or features != known.features:
-            LOG.info("%s: channel at %s, %s (%s)", uuid, path, _describe(features), why)
+            LOG.info("%s: channel at %s, %s (%s)", uuid, path, _describe(features), why, extra={"instance_uuid": uuid})
             known.path, known.features = path, features
             self._notify("channel_added", uuid, path, suspended=suspended is not None, features=features)
         if suspended is not None and known.suspended != suspended:
-            LOG.info("%s: %s (%s)", uuid, suspended, why)
+            LOG.info("%s: %s (%s)", uuid, suspended, why, extra={"instance_uuid": uuid})
             known.suspended = suspended
             self._notify("instance_suspended", uuid, suspended)
         elif suspended is None and known.suspended is not None:
-            LOG.info("%s: running again (%s)", uuid, why)
+            LOG.info("%s: running again (%s)", uuid, why, extra={"instance_uuid": uuid})
             known.suspended = None
             self._notify("instance_resumed", uuid)
 
     def _add(self, uuid: str, path: str, features: base.Features, suspended: Optional[str], why: str) -> None:
         LOG.info("%s: channel at %s, %s%s (%s)", uuid, path, _describe(features),
-                 ", %s" % suspended if suspended else "", why)
+                 ", %s" % suspended if suspended else "", why, extra={"instance_uuid": uuid})
         self._known[uuid] = _Known(path, features, suspended)
         self._notify("channel_added", uuid, path, suspended=suspended is not None, features=features)
         if suspended is not None:
             self._notify("instance_suspended", uuid, suspended)  # says why
 
     def _forget(self, uuid: str, why: str) -> None:
-        LOG.info("%s: channel gone (%s)", uuid, why)
+        LOG.info("%s: channel gone (%s)", uuid, why, extra={"instance_uuid": uuid})
         del self._known[uuid]
         self._notify("channel_removed", uuid)
 

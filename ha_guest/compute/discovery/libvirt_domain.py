@@ -229,7 +229,9 @@ def channel_features(xml: Union[str, ElementTree.Element], domain: str = "") -> 
     try:
         return parse_features(xml)
     except (ValueError, SyntaxError) as exc:  # ElementTree.ParseError is a SyntaxError
-        LOG.warning("%s: unusable ha_guest features metadata, taking heartbeat only: %s", domain or "domain", exc)
+        # ``domain`` is the instance's uuid (the libvirt driver passes it): the line carries it.
+        LOG.warning("%s: unusable ha_guest features metadata, taking heartbeat only: %s", domain or "domain", exc,
+                    extra={"instance_uuid": domain or None})
         return base.LEGACY_FEATURES
 
 
