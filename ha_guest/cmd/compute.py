@@ -25,6 +25,7 @@ class ComputeService(ServiceBase):
         self.manager: Any = None
         self.server: Any = None
         self.transport: Any = None
+        self.metrics: Any = None
         self.started = False
 
     def start(self) -> None:
@@ -41,12 +42,25 @@ class ComputeService(ServiceBase):
         self.manager.start()
         self.server.start(override_pool_size=RPC_WORKERS)
         self.started = True
+        self._serve_metrics()
         # What start made (modules, channels, monitors) lives as long as the process:
         # keep it out of the full collections that would otherwise stall the loop.
         gc.freeze()
 
+    def _serve_metrics(self) -> None:
+        """Start the [metrics] endpoint if one is configured (prometheus_client only imported then)."""
+        if self.conf.metrics.listen_port is None:
+            return
+        from ha_guest.metrics.compute import ComputeCollector
+        from ha_guest.metrics.server import serve
+
+        self.metrics = serve(self.conf, [ComputeCollector(self.manager)])
+
     def stop(self, graceful: bool = True) -> None:
-        """Stop serving RPC, flush the reporter and save the state file, close the transport."""
+        """Stop serving RPC and metrics, flush the reporter and save the state file, close the transport."""
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         if self.server is not None and self.started:
             self.server.stop()
             self.server.wait()

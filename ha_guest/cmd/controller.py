@@ -25,13 +25,22 @@ class ControllerService(ServiceBase):
         self.conf = conf
         # Built here, not in start(): a sink that cannot load stops the process before it serves.
         self.manager: Any = ControllerManager(conf)
+        self.metrics: Any = None
 
     def start(self) -> None:
-        """Serve the controller and peer-sync APIs, start the sinks and watchers."""
+        """Serve the controller and peer-sync APIs, start the sinks and watchers, then the [metrics] endpoint."""
         self.manager.start()
+        if self.conf.metrics.listen_port is not None:
+            from ha_guest.metrics.controller import ControllerCollector
+            from ha_guest.metrics.server import serve
+
+            self.metrics = serve(self.conf, [ControllerCollector(self.manager)])
 
     def stop(self, graceful: bool = True) -> None:
-        """Stop serving and drain the sinks."""
+        """Stop serving metrics and RPC, drain the sinks."""
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         self.manager.stop()
 
     def wait(self) -> None:

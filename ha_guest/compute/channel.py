@@ -236,6 +236,8 @@ class GuestChannel(ChannelWriter):
     def _over_budget(self, nbytes: int, at_newline: bool) -> None:
         """Drop a read that did not fit the guest's budget, unparsed, and stop reading for a pause."""
         self.counters["rate_limited"] += 1
+        if self._budget.lines_exceeded:
+            self.counters["rate_limited_lines"] += 1
         self.counters["bytes_dropped"] += nbytes
         # Whatever the decoder held belongs to a dropped line; a read that ends
         # inside a line leaves its tail to come, dropped in turn (_receive).

@@ -50,7 +50,7 @@ class ChannelWriter(ReconnectingConnection):
         super().__init__(loop, instance_uuid, path, settings.reconnect_min_s, settings.reconnect_max_s,
                          {"connections": 0, "connect_failures": 0, "frames": 0, "errors_received": 0,
                           "protocol_errors": 0, "error_replies": 0, "error_replies_suppressed": 0,
-                          "rate_limited": 0, "bytes_dropped": 0, "paused": 0, "overflows": 0,
+                          "rate_limited": 0, "rate_limited_lines": 0, "bytes_dropped": 0, "paused": 0, "overflows": 0,
                           "challenges_unsent": 0}, log)
         self.instance_uuid = instance_uuid
         self.settings = settings

@@ -29,7 +29,7 @@ class GuestBudget:
     """
 
     __slots__ = ("byte_rate", "byte_burst", "line_rate", "line_burst", "_byte_s", "_line_s", "_byte_window",
-                 "_line_window", "_bytes_full_at", "_lines_full_at")
+                 "_line_window", "_bytes_full_at", "_lines_full_at", "lines_exceeded")
 
     def __init__(self, byte_rate: float, byte_burst: int, line_rate: float, line_burst: int, now: float) -> None:
         if byte_rate <= 0 or line_rate <= 0 or byte_burst < 1 or line_burst < 1:
@@ -44,6 +44,8 @@ class GuestBudget:
         self._line_window = line_burst / line_rate
         self._bytes_full_at = now
         self._lines_full_at = now
+        #: Whether the last read refused exceeded the line budget (else only the byte budget).
+        self.lines_exceeded = False
 
     def charge(self, nbytes: int, lines: int, now: float) -> bool:
         """Charge one read; True if it fits (parse it), False if not (drop it, the budgets are left empty)."""
@@ -60,6 +62,7 @@ class GuestBudget:
             self._bytes_full_at = bytes_at
             self._lines_full_at = lines_at
             return True
+        self.lines_exceeded = lines_at - now > self._line_window + 1e-9
         # Charged too, with a floor at empty so that one huge read does not
         # lock the guest out for minutes.
         self._bytes_full_at = max(self._bytes_full_at, min(bytes_at, now + self._byte_window))

@@ -12,7 +12,10 @@ import random
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
+
+if TYPE_CHECKING:
+    from ha_guest.metrics.buckets import Buckets
 
 #: How long a verdict is put off after a host stall: just past the current loop iteration.
 _RECHECK_S = 0.001
@@ -90,6 +93,7 @@ class MonitorStats:
 
     challenges: int = 0
     responses: int = 0
+    unhealthy_responses: int = 0  # of the responses
     late_responses: int = 0
     misses: int = 0
     last_rtt: float = 0.0
@@ -141,6 +145,8 @@ class GuestMonitor:
     fault_kind: Optional[str] = None
     reason: str = ""
     stats: MonitorStats = field(default_factory=MonitorStats)
+    #: Answer latencies go here when set (the agent's metrics are on; see compute/agent_totals.py).
+    latency: Optional["Buckets"] = None
     _nonce: Optional[str] = None
     _sent_at: float = 0.0
     _missed_in_row: int = 0
@@ -244,12 +250,17 @@ class GuestMonitor:
         self.stats.last_rtt = rtt
         if rtt > self.stats.max_rtt:
             self.stats.max_rtt = rtt
+        latency = self.latency
+        if latency is not None:
+            latency.observe(rtt)
         reconfirm, self._reconfirm = self._reconfirm, False
         if healthy:
             if self.state != GuestState.HEALTHY:
                 self._clear(now)
             self.state = GuestState.HEALTHY
-        elif self.state != GuestState.UNHEALTHY:
+            return True
+        self.stats.unhealthy_responses += 1
+        if self.state != GuestState.UNHEALTHY:
             if self.state == GuestState.FAILED:
                 self._clear(now)  # the missed incident ends; a new one begins
             self._raise(UNHEALTHY, reason or "guest reported unhealthy", now)

@@ -34,6 +34,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, TypeVar
 import pbr.version
 from oslo_config import cfg
 
+from ha_guest.compute.agent_totals import AgentTotals
 from ha_guest.compute.channel import GuestChannel
 from ha_guest.compute.discovery.base import LEGACY_FEATURES, DiscoveryDriver, Features
 from ha_guest.compute.discovery.loader import channel_settings, load_discovery, with_discovery_grace
@@ -111,6 +112,8 @@ class ComputeManager:
             self.loop.time, lambda at: time.time() - (self.loop.time() - at))  # events carry loop time
         self.restorer = Restorer(self.host, self.incidents, self.scheduler, self.outbox, opts.restart_grace_s)
         self._loaded: Dict[str, Record] = {}
+        # Answer latencies only when someone scrapes them ([metrics] listen_port).
+        self.totals = AgentTotals(latency="metrics" in conf and conf.metrics.listen_port is not None)
 
     # -- lifecycle (any thread but the loop's) ------------------------------------------------
 
@@ -272,7 +275,8 @@ class ComputeManager:
                 self._on_resumed(instance_uuid)
             return
         channel = GuestChannel(self.loop, instance_uuid, path, self.scheduler, self.settings, self._buffer)
-        monitor = GuestMonitor(instance_uuid, channel.send_challenge, self._on_monitor_event, self.policy)
+        monitor = GuestMonitor(instance_uuid, channel.send_challenge, self._on_monitor_event, self.policy,
+                               latency=self.totals.latency)
         channel.monitor = monitor
         channel.features = features
         channel.sgm = self.sgm_relay.on_request
@@ -305,6 +309,7 @@ class ComputeManager:
         if instance is None:
             return
         instance.channel.close()
+        self.totals.retire(instance)  # its counters stay in the agent's totals
         self.sgm_relay.forget(instance_uuid)
         # An open incident ends now (an exit report, see IncidentReports.removed), not at the next state report.
         self.incidents.removed(instance_uuid, instance.monitor)
@@ -336,6 +341,7 @@ class ComputeManager:
             instance = self.instances.get(event.instance_uuid)
             if instance is not None:
                 instance.registered = True
+        self.totals.on_event(event)
         self.incidents.on_event(event)  # reports (through the outbox) and log lines, flap-damped
         self.outbox.changed()
 

@@ -20,7 +20,10 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
+import time
 from typing import Any, Callable, Optional
+
+from ha_guest.metrics.buckets import REPORT_LATENCY_S, Buckets
 
 LOG = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ class DeadlineCaller:
         self.max_stuck = max_stuck
         self.name = name
         self.counters = {"deadline_missed": 0, "renewed": 0, "stuck_returned": 0}
+        #: Seconds each call took until it returned, raised or missed its deadline (the metrics read it).
+        self.latency = Buckets(REPORT_LATENCY_S)
         self._lock = threading.Lock()
         self._stuck = 0
         self._generation = 0
@@ -75,12 +80,15 @@ class DeadlineCaller:
             executor = self._executor
             client = self.client
         assert executor is not None
+        started = time.monotonic()
         future = executor.submit(getattr(client, method), *args, **kwargs)
         try:
             return future.result(deadline_s)
         except concurrent.futures.TimeoutError:
             self._abandon(future, executor, client, method, deadline_s)
             raise DeadlineMissed("%s did not return within %.1f s" % (method, deadline_s)) from None
+        finally:
+            self.latency.observe(time.monotonic() - started)
 
     def close(self) -> None:
         """Stop the worker thread; close the client if this caller opened it (stuck ones close themselves)."""

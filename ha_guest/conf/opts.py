@@ -8,10 +8,10 @@ from typing import Any, Union
 
 from oslo_config import cfg
 
-from ha_guest.conf import compute, controller, default, recovery, rpc, sgm, sinks
+from ha_guest.conf import compute, controller, default, metrics, recovery, rpc, sgm, sinks
 
 #: The option modules, one per group (sinks, recovery: two groups); register_all() and list_opts() walk them.
-MODULES: tuple[ModuleType, ...] = (default, compute, controller, rpc, sinks, recovery, sgm)
+MODULES: tuple[ModuleType, ...] = (default, compute, controller, rpc, sinks, recovery, sgm, metrics)
 
 GroupKey = Union[str, cfg.OptGroup, None]
 

@@ -10,6 +10,8 @@ Vitrage over a second or two; four lanes send them in a quarter of that.
 
 from __future__ import annotations
 
+import collections
+import threading
 import zlib
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -45,6 +47,10 @@ class Lanes:
         """Calls dropped on a full queue, over every lane."""
         return sum(worker.dropped for worker in self._workers)
 
+    def pending(self) -> int:
+        """Calls waiting in every lane's queue."""
+        return sum(worker.pending() for worker in self._workers)
+
     def start(self) -> None:
         """Start every lane's thread."""
         for worker in self._workers:
@@ -70,6 +76,9 @@ class SinkDispatcher:
         self.workers = {name: Lanes('sink-%s' % name, lanes if getattr(sink, 'concurrent', False) else 1,
                                     queue_size)
                         for name, sink in self.sinks.items()}
+        #: ("raised" or "cleared", fault kind) -> faults handed to the sinks (the metrics read it).
+        self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._counts_lock = threading.Lock()  # RPC server threads call in at once
 
     def start(self) -> None:
         """Start every sink's threads."""
@@ -78,11 +87,13 @@ class SinkDispatcher:
 
     def fault_raised(self, fault: dict[str, Any]) -> None:
         """Queue fault_raised for every sink (each gets its own copy)."""
+        self._count('raised', fault)
         for name, sink in self.sinks.items():
             self.workers[name].submit(fault['instance_uuid'], sink.fault_raised, dict(fault))
 
     def fault_cleared(self, fault: dict[str, Any], cleared: dict[str, Any]) -> None:
         """Queue fault_cleared for every sink (each gets its own copies)."""
+        self._count('cleared', fault)
         for name, sink in self.sinks.items():
             self.workers[name].submit(fault['instance_uuid'], sink.fault_cleared, dict(fault), dict(cleared))
 
@@ -93,6 +104,10 @@ class SinkDispatcher:
             hook = getattr(sink, 'watch_event', None)
             if hook is not None:
                 self.workers[name].submit(key, hook, event_type, dict(payload))
+
+    def _count(self, what: str, fault: dict[str, Any]) -> None:
+        with self._counts_lock:
+            self.counts[(what, str(fault.get('kind')))] += 1
 
     def stop(self, timeout: float = 5.0) -> None:
         """Drain each sink's queue (bounded by ``timeout`` per sink), then close the sinks."""
