@@ -18,24 +18,23 @@ import setuptools
 from setuptools.command import build_py
 
 # nova-compute imports [DEFAULT] compute_driver as nova.virt.<value> and
-# nothing else, so the wheel also carries our one-line re-export inside Nova's
-# package folder: only that file, never a nova/__init__.py or
-# nova/virt/__init__.py (doc/source/nova.rst explains the choice).
-NOVA_SHIM_SOURCE = os.path.join('ha_guest', 'nova', 'shim.py')
-NOVA_SHIM_TARGET = os.path.join('nova', 'virt', 'ha_guest', '__init__.py')
+# nothing else. A file under site-packages/nova/ would shadow an editable Nova
+# (devstack), so the wheel carries a .pth file at its top level instead: at
+# interpreter start it installs a finder that resolves exactly
+# nova.virt.ha_guest (ha_guest/nova/virt_finder.py, doc/source/nova.rst).
+NOVA_PTH_SOURCE = os.path.join('ha_guest', 'nova', 'ha_guest_nova_driver.pth')
 
 
 class BuildPy(build_py.build_py):
-    """build_py that also places the Nova driver shim at nova/virt/ha_guest/."""
+    """build_py that also places the driver finder's .pth at the wheel's top level."""
 
     def run(self):
         super().run()
         if getattr(self, 'editable_mode', False):
-            # An editable install cannot put a file into Nova's folder.
+            # setuptools' editable wheels carry no top-level file of ours: an
+            # editable ha_guest cannot name the driver (doc/source/nova.rst).
             return
-        target = os.path.join(self.build_lib, NOVA_SHIM_TARGET)
-        self.mkpath(os.path.dirname(target))
-        self.copy_file(NOVA_SHIM_SOURCE, target)
+        self.copy_file(NOVA_PTH_SOURCE, os.path.join(self.build_lib, os.path.basename(NOVA_PTH_SOURCE)))
 
 
 class Distribution(setuptools.Distribution):

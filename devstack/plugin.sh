@@ -142,11 +142,12 @@ function install_ha_guest {
     fi
 
     # NOT setup_develop: nova-compute imports [DEFAULT] compute_driver as
-    # nova.virt.<value>, so ha_guest's wheel places a one-line shim at
-    # site-packages/nova/virt/ha_guest/__init__.py (see setup.py and
-    # doc/source/nova.rst). An editable install (pip install -e) builds no
-    # wheel and cannot place that file, and nova-compute would then fail with
-    # "Unable to load the virtualization driver". setup_install is devstack's
+    # nova.virt.<value>; ha_guest's wheel makes that name resolve through
+    # site-packages/ha_guest_nova_driver.pth (a finder for exactly
+    # nova.virt.ha_guest; see doc/source/nova.rst), which also works beside
+    # devstack's editable Nova. An editable install of ha_guest itself carries
+    # no such top-level file, and nova-compute would then fail with "Unable to
+    # load the virtualization driver". setup_install is devstack's
     # non-editable pip install with upper constraints; re-run stack.sh to pick
     # up changes to the checkout.
     setup_install "$HA_GUEST_DIR" "$extras"

@@ -1,7 +1,7 @@
 """Tests that run ha_guest inside Nova's own code and test harness: ``tox -e nova``.
 
-They need Nova 34 installed next to ha_guest (from a wheel, so that the
-``nova/virt/ha_guest`` shim is in place). Without Nova they fail to import on
+They need Nova 34 installed next to ha_guest (from a wheel, so that
+``ha_guest_nova_driver.pth`` makes ``nova.virt.ha_guest`` resolve). Without Nova they fail to import on
 purpose, with the message below: they never skip.
 """
 

@@ -31,19 +31,21 @@ class TestLoadComputeDriver(base.LibvirtHarnessTestCase):
         instance, image_meta = self.make_instance({"ha_guest:heartbeat": "true"})
         self.assertEqual(1, len(base.channels(self.guest_xml(loaded, instance, image_meta), base.HA_CHANNEL)))
 
-    def test_shim_lives_in_nova_virt(self) -> None:
+    def test_name_resolves_to_our_shim(self) -> None:
         import nova.virt.ha_guest as shim
 
+        from ha_guest.nova import shim as shim_source
+
         self.assertIs(ha_driver.HAGuestLibvirtDriver, shim.HAGuestLibvirtDriver)
-        self.assertEqual(
-            os.path.join(os.path.dirname(nova.virt.__file__), "ha_guest", "__init__.py"),
-            shim.__file__,
-            "the shim must be installed inside Nova's own nova/virt folder (install ha_guest from a wheel)",
+        self.assertEqual(shim_source.__file__, shim.__file__)
+        self.assertFalse(
+            os.path.exists(os.path.join(os.path.dirname(nova.virt.__file__), "ha_guest")),
+            "nothing of ha_guest may live inside Nova's own nova/virt folder",
         )
 
 
 class TestInstalledFiles(base.LibvirtHarnessTestCase):
-    """The ha_guest distribution owns the shim and nothing else of Nova's tree."""
+    """The ha_guest distribution owns no file of Nova's tree, and one .pth file at the top."""
 
     def test_record(self) -> None:
         # Look in Nova's own site-packages: a source tree on sys.path may hold
@@ -53,8 +55,12 @@ class TestInstalledFiles(base.LibvirtHarnessTestCase):
         self.assertEqual(1, len(dists), "ha_guest must be installed in Nova's site-packages %s" % site_packages)
         files = dists[0].files
         self.assertIsNotNone(files, "ha_guest is not installed with a RECORD")
-        nova_files = sorted(str(f) for f in files if str(f).startswith("nova/") and "__pycache__" not in str(f))
-        self.assertEqual(["nova/virt/ha_guest/__init__.py"], nova_files)
+        paths = sorted(str(f) for f in files or [] if "__pycache__" not in str(f))
+        self.assertEqual([], [p for p in paths if p.startswith("nova/")])
+        self.assertIn("ha_guest_nova_driver.pth", paths)
+        self.assertEqual(
+            ["ha_guest_nova_driver.pth"], [p for p in paths if "/" not in p and not p.startswith("..")]
+        )
 
 
 class TestPinnedHook(base.LibvirtHarnessTestCase):

@@ -32,7 +32,7 @@ def _setup_py_paths() -> dict[str, str]:
 
 
 class TestShim(testtools.TestCase):
-    """The module shipped as nova/virt/ha_guest/__init__.py only re-exports the driver."""
+    """The module loaded as nova.virt.ha_guest only re-exports the driver."""
 
     def test_shim_reexports_driver(self) -> None:
         tree = _tree(NOVA_PKG / "shim.py")
@@ -50,11 +50,13 @@ class TestShim(testtools.TestCase):
         methods = {n.name for n in classes["HAGuestLibvirtDriver"].body if isinstance(n, ast.FunctionDef)}
         self.assertIn("_set_qemu_guest_agent", methods)
 
-    def test_setup_py_maps_shim(self) -> None:
+    def test_setup_py_ships_the_finder_pth(self) -> None:
         paths = _setup_py_paths()
-        self.assertEqual("ha_guest/nova/shim.py", paths.get("NOVA_SHIM_SOURCE"))
-        self.assertEqual("nova/virt/ha_guest/__init__.py", paths.get("NOVA_SHIM_TARGET"))
-        self.assertTrue((REPO_ROOT / paths["NOVA_SHIM_SOURCE"]).is_file())
+        self.assertEqual("ha_guest/nova/ha_guest_nova_driver.pth", paths.get("NOVA_PTH_SOURCE"))
+        lines = (REPO_ROOT / paths["NOVA_PTH_SOURCE"]).read_text(encoding="utf-8").splitlines()
+        # One line, run by site.py at every interpreter start: it must begin with "import".
+        self.assertEqual(1, len(lines))
+        self.assertTrue(lines[0].startswith("import ha_guest.nova.virt_finder "))
 
     def test_no_nova_package_in_repo(self) -> None:
         # Shipping nova/__init__.py would shadow or clobber Nova itself.
