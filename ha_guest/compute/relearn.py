@@ -70,8 +70,11 @@ class Relearn:
         while not self._stop.is_set():
             try:
                 faults = self.api.list_faults(self.ctxt, host=self.host)
-            except (oslo_messaging.RemoteError, oslo_messaging.UnsupportedVersion, TypeError) as exc:
-                # A controller older than API 1.2 (or a cap below it) cannot filter by host: go on without.
+            except (oslo_messaging.RemoteError, oslo_messaging.UnsupportedVersion, oslo_messaging.RPCVersionCapError,
+                    TypeError) as exc:
+                # A controller older than API 1.2 (or [rpc] controller_version_cap below it: oslo.messaging's
+                # RPCVersionCapError, no UnsupportedVersion) cannot filter by host: go on without. Retrying
+                # would hold the state reports back for good, and the controllers would call the agent silent.
                 LOG.error("the controllers cannot list this host's faults (%s); open faults of the lost state "
                           "file are left to the controller's reconciliation", exc)
                 self._deliver(None)
