@@ -55,6 +55,8 @@ STDLIB_EXCLUDE = frozenset([
     "config-3.11-x86_64-linux-gnu", "LICENSE.txt",
 ])
 _TIMEOUT_S = 600
+#: Images kept in the cache (the newest ones).
+KEEP_IMAGES = 3
 _MTIME = 315619200  # fixed times make the same inputs give the same bytes
 
 
@@ -64,17 +66,23 @@ def run(cmd: List[str], **kwargs: object) -> str:
                           timeout=_TIMEOUT_S, **kwargs).stdout  # type: ignore[call-overload]
 
 
-def installed_version(package: str) -> Optional[str]:
-    """The installed version of a Debian package, or None."""
-    result = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}${Version}", package],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True, timeout=60)
-    text = result.stdout.strip()
-    return text[3:].strip() if result.returncode == 0 and text.startswith("ii") else None
+def installed_versions(packages: Iterable[str]) -> Dict[str, str]:
+    """{package: installed version} of the Debian packages that are installed."""
+    fmt = "${Package} ${db:Status-Abbrev} ${Version}\n"
+    result = subprocess.run(["dpkg-query", "-W", "-f=" + fmt] + list(packages), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, universal_newlines=True, timeout=60)
+    versions = {}
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "ii":
+            versions[parts[0].split(":")[0]] = parts[2]
+    return versions
 
 
 def ensure_packages(packages: Iterable[str]) -> Dict[str, str]:
     """Return {package: version}, installing the missing ones with apt-get (as root)."""
-    missing = [p for p in packages if installed_version(p) is None]
+    packages = list(packages)
+    missing = [p for p in packages if p not in installed_versions(packages)]
     if missing:
         if os.geteuid() != 0:
             raise SystemExit("missing Debian packages %s: install them as root (apt-get install -y %s)"
@@ -82,19 +90,36 @@ def ensure_packages(packages: Iterable[str]) -> Dict[str, str]:
         apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
         subprocess.run(apt + ["install", "-y", "-qq", "--no-install-recommends"] + missing, check=True,
                        timeout=_TIMEOUT_S, stdout=subprocess.DEVNULL)
-    versions = {p: installed_version(p) for p in packages}
-    return {p: v for p, v in versions.items() if v is not None}
+    return installed_versions(packages)
 
 
-def kernel_package() -> Tuple[str, str]:
+def _apt_stamp() -> List[float]:
+    """Changes whenever apt's package lists or its configuration change."""
+    return [os.stat(path).st_mtime for path in ("/var/lib/apt/lists", "/etc/apt", "/etc/apt/preferences.d")
+            if os.path.exists(path)]
+
+
+def kernel_package(cache_dir: pathlib.Path) -> Tuple[str, str]:
     """(name, candidate version) of the kernel package linux-image-amd64 depends on now."""
+    # apt-cache takes seconds on a busy machine: remember its answer until apt's lists change.
+    memo = cache_dir / "kernel-package.json"
+    try:
+        known = json.loads(memo.read_text(encoding="utf-8"))
+        if known["stamp"] == _apt_stamp():
+            return known["name"], known["version"]
+    except (OSError, ValueError, KeyError):
+        pass
     for line in run(["apt-cache", "depends", "linux-image-amd64"]).splitlines():
         line = line.strip()
         if line.startswith("Depends:") and "linux-image-" in line:
             name = line.split(":", 1)[1].strip()
             for info in run(["apt-cache", "show", "--no-all-versions", name]).splitlines():
                 if info.startswith("Version:"):
-                    return name, info.split(":", 1)[1].strip()
+                    version = info.split(":", 1)[1].strip()
+                    cache_dir.mkdir(parents=True, exist_ok=True)
+                    memo.write_text(json.dumps({"stamp": _apt_stamp(), "name": name, "version": version}),
+                                    encoding="utf-8")
+                    return name, version
     raise SystemExit("cannot resolve the kernel package of linux-image-amd64 (apt-get update?)")
 
 
@@ -253,7 +278,7 @@ def build(cache_dir: pathlib.Path, rebuild: bool = False, log: bool = True) -> p
     """Build the image (or find it in the cache); return its folder."""
     started = time.monotonic()
     versions = ensure_packages(PACKAGES)
-    kernel = kernel_package()
+    kernel = kernel_package(cache_dir)
     zipapp = zipapp_module()
     key = cache_key(versions, kernel, zipapp)
     folder = cache_dir / key
@@ -286,9 +311,18 @@ def build(cache_dir: pathlib.Path, rebuild: bool = False, log: bool = True) -> p
         if folder.exists():
             shutil.rmtree(str(folder))
         os.replace(str(out), str(folder))
+    prune(cache_dir, keep=folder)
     if log:
         print("built %s in %.1f s" % (folder, time.monotonic() - started), file=sys.stderr)
     return folder
+
+
+def prune(cache_dir: pathlib.Path, keep: pathlib.Path, count: int = KEEP_IMAGES) -> None:
+    """Remove all but the ``count`` newest images (each source change makes a new one)."""
+    images = sorted((p for p in cache_dir.iterdir() if (p / "manifest.json").exists() and p != keep),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in images[count - 1:]:
+        shutil.rmtree(str(old), ignore_errors=True)
 
 
 def default_cache_dir() -> pathlib.Path:

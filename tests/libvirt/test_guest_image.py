@@ -11,6 +11,7 @@ written to $HA_GUEST_FIGURES when set.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pathlib
@@ -92,6 +93,15 @@ class RecordingController:
 
     def report_state(self, ctxt: Any, report: Dict[str, Any]) -> Any:
         return self._record('report_state', report)
+
+    def sgm_broadcast(self, ctxt: Any, broadcasts: List[Dict[str, Any]], timeout: Optional[float] = None,
+                      retry: Optional[int] = None) -> None:
+        for item in broadcasts:
+            self._record('sgm_broadcast', dict(item, instance_uuid=item['sender']))
+
+    def sgm_status(self, ctxt: Any, instance_uuid: str, timeout: Optional[float] = None,
+                   retry: Optional[int] = None) -> Dict[str, Any]:
+        return {'nack': 'no_group', 'detail': 'not in a server group'}
 
     def of(self, name: str, instance: str) -> List[Dict[str, Any]]:
         with self._lock:
@@ -177,7 +187,10 @@ class TestGuestImage(base.DiscoveryTestCase):
         console.open()
         self.addCleanup(console.close)
         self.addCleanup(lambda: self.addDetail('console', content.text_content(console.output())))
-        # Directory discovery, pointed at the socket libvirt made (a symlink named by the instance UUID).
+        # Directory discovery, pointed at the socket libvirt made (a symlink named by the instance UUID),
+        # with the features a flavor enabling both heartbeat and server group messaging gives.
+        with open(os.path.join(channels, instance + '.features'), 'w', encoding='utf-8') as handle:
+            json.dump({'heartbeat': True, 'server_group_messaging': True}, handle)
         os.symlink(host_socket_path(name), os.path.join(channels, instance + '.sock'))
 
         def stats() -> Any:
@@ -229,6 +242,11 @@ class TestGuestImage(base.DiscoveryTestCase):
         mark = console.mark()
         self.assertEqual('status 0', console.send('client status', timeout=STEP_TIMEOUT_S))
         self.assertIn('registered', '\n'.join(console.lines(since=mark)))
+
+        # A broadcast through ha-guest-client reaches the controller (payload in base64).
+        self.assertEqual('', console.send('broadcast hello from the guest', timeout=STEP_TIMEOUT_S))
+        sent = self.reports('sgm_broadcast', instance, 1)[0]
+        self.assertEqual(b'hello from the guest', base64.b64decode(sent['payload']))
 
         # Killed (SIGKILL): no exit message, so missed answers; commands needing an agent now fail.
         self.assertTrue(console.send('kill', timeout=STEP_TIMEOUT_S).endswith(' status 137'))
