@@ -62,14 +62,51 @@ function _ha_guest_ini_list_add {
     iniset "$file" "$section" "$option" "$current"
 }
 
-# Set an option in nova.conf and, when it exists already, nova-cpu.conf:
-# devstack builds nova-cpu.conf from nova.conf when it starts nova-compute,
-# after this plugin's post-config, but a re-stack finds the old copy.
+# Set an option in nova.conf and in the copies of it that exist already:
+# nova-cpu.conf (nova-compute) and nova_cell<N>.conf (the cell conductors).
+# devstack copies nova.conf into them after this plugin's post-config, but a
+# re-stack finds the old copies, and Nova sends an instance's notifications
+# from the compute host and the cell conductor, not from where we listen.
 function _ha_guest_nova_iniset {
     iniset "$NOVA_CONF" "$1" "$2" "$3"
-    if [[ -n "${NOVA_CPU_CONF:-}" && "$NOVA_CPU_CONF" != "$NOVA_CONF" && -f "$NOVA_CPU_CONF" ]]; then
-        iniset "$NOVA_CPU_CONF" "$1" "$2" "$3"
-    fi
+    local conf
+    for conf in "${NOVA_CPU_CONF:-}" "${NOVA_CONF_DIR:-/etc/nova}"/nova_cell*.conf; do
+        if [[ -n "$conf" && "$conf" != "$NOVA_CONF" && -f "$conf" ]]; then
+            iniset "$conf" "$1" "$2" "$3"
+        fi
+    done
+}
+
+# Apply an ini fragment of ours (etc/nova/*.conf, the same files tox -e cloud
+# applies) option by option through a setter: _ha_guest_apply_fragment
+# fragment setter [setter args before section option value].
+function _ha_guest_apply_fragment {
+    local fragment=$1 setter=$2
+    shift 2
+    local line section="" key value
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        line=${line%%#*}
+        [[ "$line" =~ ^[[:space:]]*$ ]] && continue
+        if [[ "$line" =~ ^[[:space:]]*\[([^]]+)\] ]]; then
+            section=${BASH_REMATCH[1]}
+        elif [[ "$line" =~ ^[[:space:]]*([A-Za-z0-9_.-]+)[[:space:]]*=[[:space:]]*(.*[^[:space:]])?[[:space:]]*$ ]]; then
+            key=${BASH_REMATCH[1]}
+            value=${BASH_REMATCH[2]}
+            "$setter" "$@" "$section" "$key" "$value"
+        fi
+    done < "$fragment"
+}
+
+# Nova's notification_format that keeps what is there and adds the versioned
+# notifications ha_guest needs: unversioned (Nova's default) becomes both.
+function _ha_guest_notification_format {
+    local current
+    current=$(iniget "$NOVA_CONF" notifications notification_format)
+    current=${current:-${NOVA_NOTIFICATION_FORMAT:-unversioned}}
+    case "$current" in
+        versioned) echo versioned ;;
+        *) echo both ;;
+    esac
 }
 
 # The name Nova knows this host by: the compute agent reports faults under it
@@ -109,6 +146,16 @@ function create_ha_guest_compute_user {
     sudo usermod --append --groups "$(_ha_guest_qemu_group)" "$HA_GUEST_COMPUTE_USER"
 }
 
+# Vitrage's master branch is empty since its retirement (2026) and devstack
+# then skips its plugin silently: say so instead of running without it.
+function _ha_guest_check_vitrage_branch {
+    local plugins=",${DEVSTACK_PLUGINS},"
+    if [[ "$plugins" == *",vitrage,"* ]] && ! is_ha_guest_vitrage; then
+        warn $LINENO "enable_plugin vitrage is set but vitrage-graph is not enabled: Vitrage's master branch is" \
+            "empty since its retirement; use its stable/2025.2 branch. ha_guest runs without the vitrage sink."
+    fi
+}
+
 # Vitrage's post-config phase rewrites [datasources] types, and its extra phase
 # starts the API the template is loaded through: both must run before ours.
 function _ha_guest_check_plugin_order {
@@ -128,6 +175,7 @@ function _ha_guest_check_plugin_order {
 
 function install_ha_guest {
     _ha_guest_check_plugin_order
+    _ha_guest_check_vitrage_branch
 
     local extras=""
     if is_ha_guest_compute; then
@@ -213,12 +261,13 @@ function create_ha_guest_accounts {
     create_service_user "$HA_GUEST_SERVICE_USER" "admin"
 }
 
-# nova.conf: the driver on compute hosts, notifications everywhere Nova runs.
+# nova.conf: the driver on compute hosts, notifications everywhere Nova runs
+# (the options come from etc/nova, shared with tox -e cloud).
 function configure_nova_for_ha_guest {
     if is_service_enabled n-cpu; then
         if [[ "$VIRT_DRIVER" == "libvirt" ]]; then
             # Nova's libvirt driver plus the ha_guest channel (doc/source/nova.rst).
-            _ha_guest_nova_iniset DEFAULT compute_driver ha_guest.HAGuestLibvirtDriver
+            _ha_guest_apply_fragment "$HA_GUEST_NOVA_COMPUTE_FRAGMENT" _ha_guest_nova_iniset
         else
             warn $LINENO "ha_guest needs VIRT_DRIVER=libvirt; leaving compute_driver alone"
         fi
@@ -226,16 +275,13 @@ function configure_nova_for_ha_guest {
 
     # Versioned notifications on every instance state change: Vitrage's
     # nova.instance datasource reads the versioned ones (its default), and
-    # ha_guest's controller follows the members' states. Keep "both" if asked
-    # for, or when Ceilometer needs the legacy ones.
-    local format=versioned
-    if [[ "${NOVA_NOTIFICATION_FORMAT:-}" == "both" ]] || is_service_enabled ceilometer; then
-        format=both
-    fi
+    # ha_guest's controller follows the members' states. Never switch a
+    # format away: unversioned (Nova's default, which Ceilometer and others
+    # read) becomes both.
+    local format
+    format=$(_ha_guest_notification_format)
+    _ha_guest_apply_fragment "$HA_GUEST_NOVA_NOTIFICATIONS_FRAGMENT" _ha_guest_nova_iniset
     _ha_guest_nova_iniset notifications notification_format "$format"
-    _ha_guest_nova_iniset notifications notify_on_state_change vm_and_task_state
-    # Without a driver Nova sends no notification at all.
-    _ha_guest_nova_iniset oslo_messaging_notifications driver messagingv2
 
     if is_ha_guest_vitrage; then
         # Nova's versioned notifications must also reach Vitrage's topic.
@@ -275,10 +321,23 @@ function load_vitrage_template_for_ha_guest {
 # Start and stop
 # --------------
 
+# devstack's units (devstack@<service>.service) have no Restart= and
+# KillMode=process; give ours what etc/systemd/ha-guest-*.service have: ready
+# when serving (sd_notify), restarted after a crash, SIGTERM to the main
+# process then the rest. Written before run_process, which reloads systemd.
+function _ha_guest_unit_dropin {
+    local service=$1
+    local dir=${SYSTEMD_DIR:-/etc/systemd/system}/devstack@$service.service.d
+    sudo install -d -m 755 "$dir"
+    printf '%s\n' "[Service]" "Type=notify" "NotifyAccess=main" "Restart=on-failure" "RestartSec=2" \
+        "KillMode=mixed" "TimeoutStopSec=30" | sudo tee "$dir/ha_guest.conf" >/dev/null
+}
+
 function start_ha_guest {
     # The controller first, so that the agent's first reports find it (they
     # would be retried anyway).
     if is_service_enabled ha-guest-controller; then
+        _ha_guest_unit_dropin ha-guest-controller
         run_process ha-guest-controller "$HA_GUEST_BIN_DIR/ha-guest-controller --config-file $HA_GUEST_CONF"
     fi
     if is_ha_guest_compute; then
@@ -287,6 +346,7 @@ function start_ha_guest {
         # creates under /var/lib/libvirt/qemu, opens libvirt read-only and
         # changes nothing. SIGHUP (systemctl reload devstack@ha-guest-compute)
         # reloads its log level and mutable options.
+        _ha_guest_unit_dropin ha-guest-compute
         run_process ha-guest-compute "$HA_GUEST_BIN_DIR/ha-guest-compute --config-file $HA_GUEST_CONF" "" \
             "$HA_GUEST_COMPUTE_USER"
     fi

@@ -50,7 +50,7 @@ function run_process { _log run_process "$@"; }
 function stop_process { _log stop_process "$@"; }
 function warn { _log warn "$@"; }
 function die { _log die "$@"; exit 1; }
-function sudo { _log sudo "$@"; }
+function sudo { _log sudo "$@"; if [[ $1 == tee ]]; then cat >> "$LOG.tee"; fi; }
 function install { _log install "$@"; }
 function vitrage { _log vitrage "$@"; }
 '''
@@ -88,7 +88,10 @@ class TestDevstackPlugin(testtools.TestCase):
             'VITRAGE_CONF': '/etc/vitrage/vitrage.conf', 'VITRAGE_CONF_DIR': '/etc/vitrage',
             'KEYSTONE_SERVICE_URI': 'http://keystone/identity', 'SERVICE_PASSWORD': 'secret',
             'SERVICE_DOMAIN_NAME': 'Default', 'SERVICE_PROJECT_NAME': 'service', 'REGION_NAME': 'RegionOne',
-            'ENABLE_DEBUG_LOG_LEVEL': 'True', **extra_env,
+            'ENABLE_DEBUG_LOG_LEVEL': 'True',
+            'HA_GUEST_NOVA_COMPUTE_FRAGMENT': str(REPO_ROOT / 'etc' / 'nova' / 'ha_guest-compute.conf'),
+            'HA_GUEST_NOVA_NOTIFICATIONS_FRAGMENT': str(REPO_ROOT / 'etc' / 'nova' / 'ha_guest-notifications.conf'),
+            **extra_env,
         }
         proc = subprocess.run(['bash', '-c', script], env=env, capture_output=True, text=True, timeout=60)
         with open(log, encoding='utf-8') as calls:
@@ -142,13 +145,46 @@ class TestDevstackPlugin(testtools.TestCase):
         nova = {(call[2], call[3]): call[4] for call in calls
                 if call[0] == 'iniset' and call[1] == '/etc/nova/nova.conf'}
         self.assertEqual('ha_guest.HAGuestLibvirtDriver', nova[('DEFAULT', 'compute_driver')])
-        self.assertEqual('versioned', nova[('notifications', 'notification_format')])
+        # Nova's default (unversioned) is kept beside the versioned ones.
+        self.assertEqual('both', nova[('notifications', 'notification_format')])
         self.assertEqual('vm_and_task_state', nova[('notifications', 'notify_on_state_change')])
         self.assertEqual('messagingv2', nova[('oslo_messaging_notifications', 'driver')])
         vitrage = {(call[2], call[3]): call[4] for call in calls
                    if call[0] == 'iniset' and call[1] == '/etc/vitrage/vitrage.conf'}
         self.assertTrue(vitrage[('datasources', 'types')].endswith(',ha_guest'))
         self.assertEqual('vitrage.datasources,ha_guest.vitrage.datasources', vitrage[('datasources', 'path')])
+
+    def test_notification_format_never_switched_away(self) -> None:
+        for current, expected in (('versioned', 'versioned'), ('both', 'both'), ('unversioned', 'both')):
+            status, calls = self._run('stack', 'post-config', services='n-cpu,ha-guest-compute',
+                                      NOVA_NOTIFICATION_FORMAT=current)
+            self.assertEqual(0, status)
+            formats = [call[4] for call in calls if call[0] == 'iniset' and call[3] == 'notification_format']
+            self.assertEqual(expected, formats[-1], current)
+
+    def test_nova_options_reach_compute_and_cell_conductors(self) -> None:
+        conf_dir = os.path.join(self.tmp, 'nova')
+        os.mkdir(conf_dir)
+        for name in ('nova-cpu.conf', 'nova_cell1.conf', 'nova_cell2.conf'):
+            open(os.path.join(conf_dir, name), 'w').close()
+        status, calls = self._run('stack', 'post-config', services='n-cpu,n-cond,ha-guest-compute',
+                                  NOVA_CONF_DIR=conf_dir, NOVA_CPU_CONF=os.path.join(conf_dir, 'nova-cpu.conf'))
+        self.assertEqual(0, status)
+        # Every option of the shared fragments (etc/nova, also applied by tox -e cloud), in every file.
+        expected = set()
+        for fragment in ('ha_guest-compute.conf', 'ha_guest-notifications.conf'):
+            section = ''
+            for line in (REPO_ROOT / 'etc' / 'nova' / fragment).read_text(encoding='utf-8').splitlines():
+                line = line.split('#', 1)[0].strip()
+                if line.startswith('['):
+                    section = line.strip('[]')
+                elif '=' in line:
+                    expected.add((section, line.split('=', 1)[0].strip()))
+        self.assertIn(('DEFAULT', 'compute_driver'), expected)
+        for conf in ('/etc/nova/nova.conf', *(os.path.join(conf_dir, n) for n in
+                                              ('nova-cpu.conf', 'nova_cell1.conf', 'nova_cell2.conf'))):
+            written = {(call[2], call[3]) for call in calls if call[0] == 'iniset' and call[1] == conf}
+            self.assertLessEqual(expected, written, conf)
 
     def test_post_config_without_vitrage_or_libvirt(self) -> None:
         status, calls = self._run('stack', 'post-config', virt_driver='fake',
@@ -172,6 +208,15 @@ class TestDevstackPlugin(testtools.TestCase):
         self.assertEqual(['/opt/stack/data/venv/bin/ha-guest-compute --config-file /etc/ha_guest/ha_guest.conf',
                           '', 'ha-guest'], runs['ha-guest-compute'])
         self.assertIn('vitrage', [call[0] for call in calls])
+        # Both units get restart-on-failure and sd_notify readiness, before they start.
+        sudo = [call[1:] for call in calls if call[0] in ('sudo', 'run_process')]
+        for service in ('ha-guest-controller', 'ha-guest-compute'):
+            dropin = '/etc/systemd/system/devstack@%s.service.d/ha_guest.conf' % service
+            self.assertLess(sudo.index(['tee', dropin]), [c[0] for c in sudo].index(service))
+        with open(os.path.join(self.tmp, 'calls.tee'), encoding='utf-8') as tee:
+            units = tee.read()
+        for line in ('Type=notify', 'Restart=on-failure', 'KillMode=mixed'):
+            self.assertEqual(2, units.count(line + '\n'), line)
         # No agent without nova-compute on the host.
         status, calls = self._run('stack', 'extra', services='ha-guest-compute,ha-guest-controller')
         self.assertEqual(['ha-guest-controller'], [call[1] for call in calls if call[0] == 'run_process'])
@@ -228,6 +273,14 @@ class TestDevstackPlugin(testtools.TestCase):
                          [call[1] for call in calls if call[0] == 'stop_process'])
         status, calls = self._run('clean', services=services)
         self.assertIn(['sudo', 'rm', '-rf', '/etc/ha_guest', '/opt/stack/data/ha_guest'], calls)
+
+    def test_warns_when_vitrage_plugin_did_not_load(self) -> None:
+        # enable_plugin vitrage on its empty master: devstack skipped it, vitrage-graph is not enabled.
+        status, calls = self._run('stack', 'install', plugins=',vitrage,ha_guest', services='n-cpu,ha-guest-compute')
+        self.assertEqual(0, status)
+        warnings = [' '.join(call[2:]) for call in calls if call[0] == 'warn']
+        self.assertEqual(1, len(warnings))
+        self.assertIn('stable/2025.2', warnings[0])
 
     def test_refuses_to_run_before_vitrage(self) -> None:
         status, calls = self._run('stack', 'install', plugins=',ha_guest,vitrage',
