@@ -299,7 +299,8 @@ class Reporter:
             self._last_warning = now
             # log: several instances (a batch; the first one is named)
             LOG.warning("cannot reach the controller (%d report(s), first %s for %s): %s; retrying, %d queued",
-                        len(batch), batch[0][0], batch[0][1].get("instance_uuid"), exc, len(self._queue))
+                        len(batch), batch[0][0], batch[0][1].get("instance_uuid"), exc, len(self._queue),
+                        extra={"instance_uuid": batch[0][1].get("instance_uuid") if len(batch) == 1 else None})
 
     def _sleep(self, delay: float) -> bool:
         """Wait before a retry; False if stopping and out of time."""

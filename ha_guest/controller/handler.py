@@ -141,7 +141,8 @@ class FaultHandler:
             # log: several instances (the intent's faults; the first one is named)
             LOG.exception('recovery intent for %d fault(s) not sent (first: incident %s of instance %s); the '
                           'compute agent\'s retry sends it again', len(faults), faults[0]['incident_id'],
-                          faults[0]['instance_uuid'])
+                          faults[0]['instance_uuid'],
+                          instance_uuid=faults[0]['instance_uuid'] if len(faults) == 1 else None)
             raise
         with self.registry.lock:
             for fault in faults:

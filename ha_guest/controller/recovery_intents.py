@@ -119,8 +119,10 @@ class IntentCarrier:
         # The deadline of the actions counts from when the fault was accepted, wherever that was.
         received = self._clock() - age
         shown = ', '.join('%s/%s' % key_of(f) for f in faults[:LOGGED_INCIDENTS])
+        # log: several instances (an intent may carry a batch; one fault's line carries its instance)
         LOG.info('recovery intent from %s (%.0f ms old): %d fault(s): %s%s', payload.get('origin'), age * 1e3,
-                 len(faults), shown, ', ...' if len(faults) > LOGGED_INCIDENTS else '')
+                 len(faults), shown, ', ...' if len(faults) > LOGGED_INCIDENTS else '',
+                 instance_uuid=faults[0]['instance_uuid'] if len(faults) == 1 else None)
         if any(sink.opts.enabled for sink in self.sinks):
             self._await_known(faults)  # (disabled sinks only log a skip: nothing to wait for)
         ended = [f for f in faults if self.registry.state_of(key_of(f), f['host'], f['detected_at']) == ENDED]
@@ -157,8 +159,10 @@ class IntentCarrier:
             self._ask(host)
         if not self.registry.wait_known(keys, self.wait_s - grace):
             unknown = [key for key, host, at in keys if self.registry.state_of(key, host, at) == UNKNOWN]
+            # log: several instances (the first one is named; a lone one carries its instance)
             LOG.warning('recovery intent: %d incident(s) still unknown after %.1fs (first: %s/%s); nothing says '
-                        'they ended: acting', len(unknown), self.wait_s, *unknown[0])
+                        'they ended: acting', len(unknown), self.wait_s, *unknown[0],
+                        instance_uuid=unknown[0][0] if len(unknown) == 1 else None)
 
     def _ask(self, host: str) -> None:
         now = self._clock()

@@ -208,7 +208,8 @@ class MemberDirectory:
             self.counts['ok'] += 1
         except Exception as exc:
             self.counts['failed'] += 1
-            LOG.warning('Nova lookup of %s %s failed: %s', key[0], key[1], exc)
+            LOG.warning('Nova lookup of %s %s failed: %s', key[0], key[1], exc,
+                        instance_uuid=key[1] if key[0] == 'server' else None)
             raise
         finally:
             with self._lock:

@@ -156,7 +156,7 @@ class DirectoryDiscovery(base.DiscoveryDriver):
             return read_features(path)
         except (OSError, ValueError) as exc:
             self._bad_file_log.log(logging.WARNING, "%s: unusable features file, taking heartbeat only: %s",
-                                   path, exc)
+                                   path, exc, instance_uuid=instance)
             return base.LEGACY_FEATURES
 
     def poll(self) -> None:
