@@ -6,10 +6,11 @@ and hands the work to the compute agent's event loop.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import oslo_messaging
 
+from ha_guest.compute import status_view
 from ha_guest.rpc import sgm_payloads
 from ha_guest.rpc.compute_api import COMPUTE_API_VERSION
 from ha_guest.rpc.errors import InvalidPayload
@@ -33,6 +34,13 @@ class ComputeEndpoint:
 
     def __init__(self, manager: "ComputeManager") -> None:
         self.manager = manager
+
+    @_expected
+    def instance_stats(self, ctxt: Any, instance_uuid: Optional[str] = None) -> Dict[str, Any]:
+        """This host's watched instances (one if given) for ha-guest-status (API 1.2)."""
+        if instance_uuid is not None and not isinstance(instance_uuid, str):
+            raise InvalidPayload("instance_uuid must be a string, not %s" % type(instance_uuid).__name__)
+        return self.manager.call(status_view.instance_stats, self.manager, instance_uuid, timeout=5.0)
 
     def request_state_report(self, ctxt: Any) -> None:
         """The controller wants every compute agent's state now."""

@@ -98,6 +98,7 @@ class MonitorStats:
     misses: int = 0
     last_rtt: float = 0.0
     max_rtt: float = 0.0
+    last_response_at: float = 0.0  # caller's (monotonic) time of the newest answer; 0.0: none yet
 
 
 @dataclass
@@ -248,6 +249,7 @@ class GuestMonitor:
         self.stats.responses += 1
         rtt = now - self._sent_at
         self.stats.last_rtt = rtt
+        self.stats.last_response_at = now
         if rtt > self.stats.max_rtt:
             self.stats.max_rtt = rtt
         latency = self.latency

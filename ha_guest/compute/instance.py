@@ -29,7 +29,7 @@ class InstanceStats:
 class Instance:
     """What the loop keeps per instance."""
 
-    __slots__ = ("channel", "monitor", "suspended", "since", "registered")
+    __slots__ = ("channel", "monitor", "suspended", "since", "registered", "registered_at")
 
     def __init__(self, channel: GuestChannel, monitor: GuestMonitor, since: Optional[float] = None) -> None:
         self.channel = channel
@@ -39,6 +39,8 @@ class Instance:
         self.since = since
         #: Whether its guest registered (or was restored as registered) since the channel was found.
         self.registered = False
+        #: Wall clock of its guest's first registration in this process (None: not seen registering here).
+        self.registered_at: Optional[float] = None
 
     def snapshot(self) -> InstanceStats:
         """Return this instance's InstanceStats (on the loop)."""

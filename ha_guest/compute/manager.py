@@ -53,6 +53,7 @@ from ha_guest.compute.sgm_relay import SgmRelay
 from ha_guest.compute.sgm_sender import SgmControllerClient, SgmSender
 from ha_guest.compute.state_records import instance_record, report_item
 from ha_guest.compute.state_store import UNREADABLE, Record, StateStore
+from ha_guest.rpc.compute_api import COMPUTE_API_VERSION
 
 LOG = logging.getLogger(__name__)
 
@@ -340,6 +341,8 @@ class ComputeManager:
         if event.kind == EventKind.REGISTERED:
             instance = self.instances.get(event.instance_uuid)
             if instance is not None:
+                if not instance.registered:
+                    instance.registered_at = time.time()
                 instance.registered = True
         self.totals.on_event(event)
         self.incidents.on_event(event)  # reports (through the outbox) and log lines, flap-damped
@@ -382,7 +385,7 @@ class ComputeManager:
         # Saved instances discovery has not reported yet: their open faults stay open at the controller.
         instances.extend(self.restorer.reported())
         return {"host": self.host, "at": time.time(), "instances": instances, "agent": {
-            "version": AGENT_VERSION, "started_at": self.started_at,
+            "version": AGENT_VERSION, "started_at": self.started_at, "rpc_api": COMPUTE_API_VERSION,
             "report_interval_s": float(self.conf.compute.state_report_interval_s)}}
 
     def _send_state_report(self) -> None:
@@ -410,4 +413,3 @@ class ComputeManager:
         totals["reporter"] = dict(self.reporter.counters)
         totals["sgm"] = self.sgm_relay.stats()
         return totals
-

@@ -18,6 +18,8 @@ from typing import Any, Optional
 #: Why an instance left its host's unregistered list.
 LEFT_REGISTERED = 'registered'
 LEFT_GONE = 'gone'
+#: Most distinct heartbeat states counted per agent (a bound against odd reports).
+MAX_STATES = 16
 
 
 @dataclass
@@ -29,13 +31,16 @@ class AgentRecord:
     report_at: float  # the agent's own time of that report ("at"), orders reports of one host
     interval_s: Optional[float] = None  # the agent's report interval ("agent" key), None: an older agent
     version: Optional[str] = None
+    rpc_api: Optional[str] = None  # the agent's compute RPC API version (None: an agent before 1.2)
+    states: dict[str, int] = field(default_factory=dict)  # instances by heartbeat state, newest report
     unregistered: dict[str, float] = field(default_factory=dict)  # instance_uuid -> since
     left: dict[str, str] = field(default_factory=dict)  # instance_uuid -> LEFT_*: who left with the newest report
 
     def entry(self) -> dict[str, Any]:
         """Return this record as a beat entry (what peers merge)."""
         return {'host': self.host, 'seen_at': self.seen_at, 'report_at': self.report_at,
-                'interval_s': self.interval_s, 'version': self.version,
+                'interval_s': self.interval_s, 'version': self.version, 'rpc_api': self.rpc_api,
+                'states': dict(self.states),
                 'unregistered': dict(self.unregistered), 'left': dict(self.left)}
 
 
@@ -59,6 +64,8 @@ def summarize(report: Any, seen_at: float, previous: Optional[AgentRecord]) -> O
     agent = agent if isinstance(agent, dict) else {}
     interval = _number(agent.get('report_interval_s'))
     version = agent.get('version') if isinstance(agent.get('version'), str) else None
+    rpc_api = agent.get('rpc_api') if isinstance(agent.get('rpc_api'), str) else None
+    states: dict[str, int] = {}
     unregistered: dict[str, float] = {}
     present: set[str] = set()
     instances: Any = report.get('instances')
@@ -67,6 +74,9 @@ def summarize(report: Any, seen_at: float, previous: Optional[AgentRecord]) -> O
             continue
         uuid = item['instance_uuid']
         present.add(uuid)
+        state = item.get('state')
+        if isinstance(state, str) and (state in states or len(states) < MAX_STATES):
+            states[state] = states.get(state, 0) + 1
         if item.get('registered') is False:
             since = _number(item.get('since'))
             if since is None:
@@ -79,6 +89,7 @@ def summarize(report: Any, seen_at: float, previous: Optional[AgentRecord]) -> O
                 left[uuid] = LEFT_REGISTERED if uuid in present else LEFT_GONE
     return {'host': report['host'], 'seen_at': seen_at, 'report_at': report_at,
             'interval_s': interval if interval is not None and interval > 0 else None, 'version': version,
+            'rpc_api': rpc_api, 'states': states,
             'unregistered': unregistered, 'left': left}
 
 
@@ -135,7 +146,7 @@ class AgentTable:
             if record is None:
                 return None
             return AgentRecord(record.host, record.seen_at, record.report_at, record.interval_s, record.version,
-                               dict(record.unregistered), dict(record.left))
+                               record.rpc_api, dict(record.states), dict(record.unregistered), dict(record.left))
 
     def hosts(self) -> list[str]:
         """Return the hosts of every known agent."""
@@ -162,6 +173,11 @@ class AgentTable:
         record.report_at = entry['report_at']
         record.interval_s = entry.get('interval_s')
         record.version = entry.get('version')
+        # Entries of a peer before API 1.4 of the controllers carry neither.
+        record.rpc_api = entry['rpc_api'] if isinstance(entry.get('rpc_api'), str) else None
+        states = entry.get('states')
+        record.states = ({str(k): int(v) for k, v in list(states.items())[:MAX_STATES] if _number(v) is not None}
+                         if isinstance(states, dict) else {})
         unregistered = {uuid: float(since) for uuid, since in entry['unregistered'].items()}
         # Only the latest change is kept (bounded): the leader reads it within a tick of the merge.
         record.left = {uuid: str(entry['left'].get(uuid, LEFT_REGISTERED))

@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import oslo_messaging
 
+from ha_guest.controller import status_view
 from ha_guest.controller.handler import FaultHandler
 from ha_guest.controller.sgm_router import SgmRouter
 from ha_guest.controller.watchers import Watchers
@@ -63,6 +64,18 @@ class ControllerEndpoint:
         if host is None:
             return faults
         return [fault for fault in faults if fault.get('host') == host]
+
+    def list_cleared_faults(self, ctxt: dict[str, Any], instance_uuid: Optional[str] = None,
+                            host: Optional[str] = None) -> list[dict[str, Any]]:
+        """Return the recently cleared faults, each with "state": "cleared" (API 1.4)."""
+        faults = self._handler.registry.list_cleared(instance_uuid)
+        return [dict(fault, state='cleared') for fault in faults if host is None or fault.get('host') == host]
+
+    def list_agents(self, ctxt: dict[str, Any], host: Optional[str] = None) -> dict[str, Any]:
+        """Return who answers and every compute agent the controllers heard from (API 1.4)."""
+        origin = self._watch.origin if self._watch is not None else ''
+        agents = status_view.list_agents(self._watch, host) if self._watch is not None else []
+        return {'controller': status_view.controller_info(origin), 'agents': agents}
 
     def list_host_faults(self, ctxt: dict[str, Any], host: Optional[str] = None) -> list[dict[str, Any]]:
         """Return the open host faults: compute agents silent for [controller] agent_down_time_s."""

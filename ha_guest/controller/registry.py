@@ -16,6 +16,9 @@ CLEARED_BY_RECOVERED = 'recovered'
 CLEARED_BY_EXITED = 'exited'
 CLEARED_BY_RESYNC = 'resync'
 
+#: Cleared faults kept for listings (``ha-guest-status fault list --all``), newest last.
+RECENT_CLEARED = 1000
+
 #: What the registry knows of an incident (state_of).
 ACTIVE, ENDED, UNKNOWN = 'active', 'ended', 'unknown'
 
@@ -77,6 +80,8 @@ class FaultRegistry:
         self._missing: dict[Key, float] = {}
         #: Per host, its latest state report: (taken at, the incidents it showed open).
         self._host_reports: dict[str, tuple[float, frozenset[Key]]] = {}
+        #: The last RECENT_CLEARED faults that left the registry, with how they ended (listings only).
+        self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_CLEARED)
 
     def __len__(self) -> int:
         with self.lock:
@@ -153,6 +158,7 @@ class FaultRegistry:
             self.changed.notify_all()
             if fault is None:
                 return None
+            self._recent.append(dict(fault, **cleared_info(cleared_at, cleared_by)))
             return Cleared(fault, cleared_info(cleared_at, cleared_by))
 
     def clear_instance(self, instance_uuid: str, cleared_at: float, cleared_by: str) -> list[Cleared]:
@@ -236,6 +242,11 @@ class FaultRegistry:
                 self.changed.notify_all()
         return added
 
+    def list_cleared(self, instance_uuid: Optional[str] = None) -> list[dict[str, Any]]:
+        """Return copies of the recently cleared faults (of one instance if given), oldest first."""
+        with self.lock:
+            return [dict(f) for f in self._recent if instance_uuid is None or f['instance_uuid'] == instance_uuid]
+
     def list(self, instance_uuid: Optional[str] = None) -> list[dict[str, Any]]:
         """Return copies of the active faults (of one instance if given), oldest first."""
         with self.lock:
@@ -246,6 +257,7 @@ class FaultRegistry:
     def _pop(self, key: Key, cleared_at: float, cleared_by: str) -> Cleared:
         fault = self._faults.pop(key)
         self._remember(key, cleared_at, cleared_by)
+        self._recent.append(dict(fault, **cleared_info(cleared_at, cleared_by)))
         self.changed.notify_all()
         return Cleared(fault, cleared_info(cleared_at, cleared_by))
 

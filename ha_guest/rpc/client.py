@@ -19,14 +19,16 @@ class RPCClientBase:
     VERSION = '1.0'
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Optional[oslo_messaging.Transport],
-                 target: oslo_messaging.Target, version_cap: Optional[str], timeout: Optional[float]) -> None:
+                 target: oslo_messaging.Target, version_cap: Optional[str], timeout: Optional[float],
+                 retry: Optional[int] = None) -> None:
+        """``retry``: connection attempts per message (None: oslo's default, for ever; 0: no retry)."""
         self.conf = conf
         self._own_transport = transport is None
         self.transport = transport if transport is not None else rpc_transport.get_rpc_transport(conf)
         self.version_cap = version_cap or self.VERSION
         self.timeout = timeout if timeout is not None else conf.rpc.call_timeout_s
         self._client = oslo_messaging.get_rpc_client(
-            self.transport, target, version_cap=self.version_cap, timeout=self.timeout)
+            self.transport, target, version_cap=self.version_cap, timeout=self.timeout, retry=retry)
 
     @staticmethod
     def _register(conf: cfg.ConfigOpts) -> None:

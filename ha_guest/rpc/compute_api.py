@@ -12,7 +12,7 @@ from ha_guest.rpc.client import RPCClientBase
 from ha_guest.rpc.transport import Context, context_dict
 
 #: Version of the compute agent's RPC endpoint (and newest version ComputeAPI sends).
-COMPUTE_API_VERSION = '1.1'
+COMPUTE_API_VERSION = '1.2'
 
 
 def compute_server_target(conf: cfg.ConfigOpts, host: Optional[str] = None) -> oslo_messaging.Target:
@@ -27,20 +27,30 @@ class ComputeAPI(RPCClientBase):
 
     * 1.0 - request_state_report
     * 1.1 - sgm_deliver, sgm_notify, sgm_nack (server group messaging, cast to one host)
+    * 1.2 - instance_stats (ha-guest-status: one host's watched instances, a call)
     """
 
     VERSION = COMPUTE_API_VERSION
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Optional[oslo_messaging.Transport] = None, *,
-                 timeout: Optional[float] = None) -> None:
+                 timeout: Optional[float] = None, retry: Optional[int] = None) -> None:
         self._register(conf)
         target = oslo_messaging.Target(topic=conf.rpc.compute_topic, version=self.VERSION)
-        super().__init__(conf, transport, target, conf.rpc.compute_version_cap, timeout)
+        super().__init__(conf, transport, target, conf.rpc.compute_version_cap, timeout, retry)
 
     def request_state_report(self, ctxt: Context, host: Optional[str] = None) -> None:
         """Ask every compute agent (fanout cast), or the one of ``host``, for a state report now."""
         cctxt = self._prepare('1.0', fanout=True) if host is None else self._prepare('1.0', server=host)
         cctxt.cast(context_dict(ctxt), 'request_state_report')
+
+    def instance_stats(self, ctxt: Context, host: str, instance_uuid: Optional[str] = None,
+                       timeout: Optional[float] = None, retry: Optional[int] = None) -> dict[str, Any]:
+        """Ask the compute agent of ``host`` for its watched instances (one if given), a call.
+
+        Answers {"host", "at", "agent": {...}, "instances": [...], "truncated": bool}.
+        """
+        cctxt = self._prepare('1.2', server=host, timeout=timeout, retry=retry)
+        return cctxt.call(context_dict(ctxt), 'instance_stats', instance_uuid=instance_uuid)
 
     def sgm_deliver(self, ctxt: Context, host: str, deliveries: list[dict[str, Any]],
                     retry: Optional[int] = None) -> None:

@@ -13,7 +13,7 @@ from ha_guest.rpc.client import RPCClientBase
 from ha_guest.rpc.transport import Context, context_dict
 
 #: Version of the controller's RPC endpoint (and newest version ControllerAPI sends).
-CONTROLLER_API_VERSION = '1.3'
+CONTROLLER_API_VERSION = '1.4'
 #: Reports are published "mandatory": while no controller's queue is bound (e.g. just after the
 #: broker came back, before the controllers re-declared it) the broker returns the message and
 #: the call fails at once, instead of the report being dropped and the call waiting out its timeout.
@@ -34,13 +34,14 @@ class ControllerAPI(RPCClientBase):
     * 1.1 - sgm_broadcast, sgm_status (server group messaging)
     * 1.2 - report_batch; list_faults' host filter
     * 1.3 - list_host_faults, list_unregistered (the watchers: silent compute agents, unregistered guests)
+    * 1.4 - list_cleared_faults, list_agents (ha-guest-status)
     """
 
     VERSION = CONTROLLER_API_VERSION
 
     def __init__(self, conf: cfg.ConfigOpts, transport: Optional[oslo_messaging.Transport] = None, *,
                  server: Optional[str] = None, timeout: Optional[float] = None,
-                 transport_url: Optional[str] = None) -> None:
+                 transport_url: Optional[str] = None, retry: Optional[int] = None) -> None:
         """Build the client; ``server`` pins one controller (tests, diagnostics).
 
         Without ``transport`` the client opens one of its own on ``transport_url``
@@ -55,7 +56,7 @@ class ControllerAPI(RPCClientBase):
         else:
             own = False
         target = oslo_messaging.Target(topic=conf.rpc.controller_topic, server=server, version=self.VERSION)
-        super().__init__(conf, transport, target, conf.rpc.controller_version_cap, timeout)
+        super().__init__(conf, transport, target, conf.rpc.controller_version_cap, timeout, retry)
         self._own_transport = own
         self._url = transport_url
 
@@ -118,6 +119,17 @@ class ControllerAPI(RPCClientBase):
         """Return the instances whose guest has not registered: since, overdue, alarm (None unless announced)."""
         cctxt = self._prepare('1.3')
         return cctxt.call(context_dict(ctxt), 'list_unregistered', host=host)
+
+    def list_cleared_faults(self, ctxt: Context, instance_uuid: Optional[str] = None,
+                            host: Optional[str] = None) -> list[dict[str, Any]]:
+        """Return the recently cleared faults (of one instance, of one host), each with "state": "cleared"."""
+        cctxt = self._prepare('1.4')
+        return cctxt.call(context_dict(ctxt), 'list_cleared_faults', instance_uuid=instance_uuid, host=host)
+
+    def list_agents(self, ctxt: Context, host: Optional[str] = None) -> dict[str, Any]:
+        """Return {"controller": who answered, "agents": every compute agent heard from (of ``host``)}."""
+        cctxt = self._prepare('1.4')
+        return cctxt.call(context_dict(ctxt), 'list_agents', host=host)
 
     def sgm_broadcast(self, ctxt: Context, broadcasts: list[dict[str, Any]], timeout: Optional[float] = None,
                       retry: Optional[int] = None) -> None:

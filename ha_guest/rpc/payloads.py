@@ -153,6 +153,9 @@ def state_report(data: Any) -> dict[str, Any]:
         report['agent'] = {'version': str(agent.get('version') or ''),
                            'started_at': _number(agent, 'started_at', '%s: agent' % what, 0.0),
                            'report_interval_s': _number(agent, 'report_interval_s', '%s: agent' % what, 0.0)}
+        rpc_api = agent.get('rpc_api')  # the agent's ComputeAPI version (from 1.2 on), for ha-guest-status
+        if isinstance(rpc_api, str) and 0 < len(rpc_api) <= 16:
+            report['agent']['rpc_api'] = rpc_api
     return report
 
 

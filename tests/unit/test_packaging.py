@@ -42,7 +42,7 @@ class TestEntryPoints(testtools.TestCase):
         names = {name for name, _, _ in _console_scripts()}
         self.assertEqual(
             {'ha-guest-agent', 'ha-guest-client', 'ha-guest-channel-emulator', 'ha-guest-demo',
-             'ha-guest-compute', 'ha-guest-controller'},
+             'ha-guest-compute', 'ha-guest-controller', 'ha-guest-status'},
             names,
         )
 

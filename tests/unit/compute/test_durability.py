@@ -12,6 +12,7 @@ import testtools
 
 from ha_guest.compute.outbox import Outbox
 from ha_guest.compute.state_store import StateStore
+from ha_guest.rpc.compute_api import COMPUTE_API_VERSION
 from ha_guest.testing import wait_for
 from tests.unit.compute.base import FakeController
 from tests.unit.compute.test_manager import TIMEOUT, A, ManagerTestCase
@@ -178,7 +179,8 @@ class TestDurability(ManagerTestCase):
         items = {i["instance_uuid"]: i for i in report["instances"]}
         self.assertEqual((False, True), (items[A]["registered"], items[B]["registered"]))
         self.assertTrue(before <= items[A]["since"] <= time.time())
-        self.assertEqual({"version", "started_at", "report_interval_s"}, set(report["agent"]))
+        self.assertEqual({"version", "started_at", "report_interval_s", "rpc_api"}, set(report["agent"]))
+        self.assertEqual(COMPUTE_API_VERSION, report["agent"]["rpc_api"])
         self.assertEqual(1.0, report["agent"]["report_interval_s"])
         # Its wait for registration survives a restart of the agent.
         manager.stop(0.5)
