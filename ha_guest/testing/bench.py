@@ -31,6 +31,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from ha_guest.testing.bench_metrics import MetricsPhase
+from ha_guest.testing.bench_plot import plot
 from ha_guest.testing.bench_procs import (
     BenchError,
     CpuMeter,
@@ -67,6 +69,8 @@ class Bench:
         self.transport: Any = None
         self.started = time.monotonic()
         self.result: dict[str, Any] = {'guests': args.guests, 'interval_ms': args.interval_ms}
+        self.detection_ms: list[float] = []
+        self.agent_ms: list[float] = []
 
     def log(self, text: str) -> None:
         print('[bench %6.1f s] %s' % (time.monotonic() - self.started, text), file=sys.stderr, flush=True)
@@ -90,10 +94,16 @@ class Bench:
         self._start_compute()
         self.log('warm-up %.0f s' % args.warmup_s)
         time.sleep(args.warmup_s)
+        metrics = None
+        if args.metrics:  # without, then with (bench_metrics.py): before the sampler, which follows one agent pid
+            self._steady_state()
+            metrics = MetricsPhase(self)
+            metrics.run()
         sampler = CpuSampler(self._pids())
         sampler.start()
         try:
-            self._steady_state()
+            if metrics is None:
+                self._steady_state()
             self._hangs()
             self._recoveries()
         finally:
@@ -103,8 +113,12 @@ class Bench:
             steady = [sample['machine'] for sample in sampler.samples if sample['t'] <= self.args.steady_s]
             self.result['machine_cpu_percent_steady'] = round(sum(steady) / len(steady), 1) if steady else None
             self.result['machine_cpu_percent_max'] = max(machine, default=None)
+            scrape = metrics.finish() if metrics is not None else None
         self._false_alarms()
         self.result['duration_s'] = round(time.monotonic() - self.started, 1)
+        if args.plot:
+            plot(args.plot, self.result, self.detection_ms, self.agent_ms, scrape)
+            self.log('latency plot written to %s' % args.plot)
         return self.result
 
     def _start_controller(self) -> None:
@@ -162,10 +176,12 @@ class Bench:
         self.log('%d guests bound <uuid>.sock in %s (%d helper processes)' % (len(self.owner), self.folder,
                                                                               len(self.helpers)))
 
-    def _start_compute(self) -> None:
+    def _start_compute(self, **extra: dict[str, Any]) -> None:
+        """Start the compute agent (``extra``: more option groups); ready when every guest connected and registered."""
         groups = dict(self.groups, compute={
             'discovery_driver': 'directory', 'directory_path': self.folder,
-            'state_file': os.path.join(self.tmp, 'compute-state.json')})
+            'state_file': os.path.join(self.tmp, 'compute-state.json')}, **extra)
+        connections0 = sum(h.ask('status')['connections'] for h in self.helpers)  # a restart: new ones
         config = service_config(os.path.join(self.tmp, 'compute.conf'), self.args.transport_url, 'bench-compute',
                                 groups)
         compute = self.services['compute'] = Service('ha-guest-compute', 'ha_guest.cmd.compute', config,
@@ -174,7 +190,9 @@ class Bench:
 
         def registered() -> bool:
             compute.check()
-            return sum(h.ask('status')['registered'] for h in self.helpers) >= self.args.guests
+            status = [h.ask('status') for h in self.helpers]
+            return (sum(s['registered'] for s in status) >= self.args.guests
+                    and sum(s['connections'] for s in status) >= connections0 + self.args.guests)
 
         wait_for(registered, 30.0 + self.args.guests / 50.0, 0.2, 'every guest to register with the compute agent',
                  error=BenchError)
@@ -244,8 +262,8 @@ class Bench:
         while len(detected()) < len(self.hung_at) and time.monotonic() < deadline:
             time.sleep(0.1)
         found = detected()
-        latencies = [1000.0 * (t - self.hung_at[i]) for i, (t, _) in found.items()]
-        at_agent = [1000.0 * (p['detected_at'] - self.hung_at[i]) for i, (_, p) in found.items()]
+        latencies = self.detection_ms = [1000.0 * (t - self.hung_at[i]) for i, (t, _) in found.items()]
+        at_agent = self.agent_ms = [1000.0 * (p['detected_at'] - self.hung_at[i]) for i, (_, p) in found.items()]
         self.result.update({
             'samples': len(self.hung_at), 'detected': len(found),
             'detection_p50_ms': rounded(percentile(latencies, 0.5)),
@@ -348,6 +366,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--after-s', type=float, default=2.0, help='quiet time watched after the recoveries')
     parser.add_argument('--detect-timeout-s', type=float, default=5.0)
     parser.add_argument('--keep', action='store_true', help='keep the temporary folder (service logs)')
+    parser.add_argument('--metrics', action='store_true',
+                        help='measure the agent\'s CPU without, then with its metrics endpoint scraped (restarts '
+                             'it in between; use --steady-s 60 for several scrapes per window)')
+    parser.add_argument('--scrape-s', type=float, default=15.0, help='--metrics: seconds between scrapes (15)')
+    parser.add_argument('--plot', metavar='PATH', help='draw the latency distributions to this PNG (matplotlib)')
     parser.add_argument('--sgm', action='store_true',
                         help='run the server group messaging benchmark instead (--sgm --help: its options)')
     parser.add_argument('--hostile', action='store_true',

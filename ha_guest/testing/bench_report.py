@@ -53,6 +53,12 @@ def print_table(result: dict[str, Any], url: str) -> None:
         ('broker', safe_url(url)),
         ('duration', '%s s' % result.get('duration_s')),
     ]
+    if 'agent_cpu_percent_metrics' in result:  # --metrics: the steady-state row above is the agent without
+        rows.insert(5, ('  with its metrics scraped', '%s %% of one core (%+.1f points), a scrape every %g s: %s '
+                        'scrapes of %s bytes, %s ms mean, %s ms max' % (
+                            result['agent_cpu_percent_metrics'], result['agent_cpu_metrics_delta_points'],
+                            result['scrape_period_s'], result.get('scrapes'), result.get('scrape_bytes'),
+                            result.get('scrape_ms_mean'), result.get('scrape_ms_max'))))
     width = max(len(name) for name, _ in rows)
     print('\nha_guest benchmark')
     for name, value in rows:
