@@ -33,6 +33,7 @@ def load_conf(config_files: Sequence[str], config_dirs: Sequence[str],
 
     from ha_guest import conf as ha_conf
     from ha_guest.cmd.launcher import version_string
+    from ha_guest.conf import opts as ha_opts
     from ha_guest.rpc import transport
 
     conf = cfg.CONF if conf is None else conf
@@ -48,8 +49,15 @@ def load_conf(config_files: Sequence[str], config_dirs: Sequence[str],
     for path in config_dirs:
         args += ['--config-dir', path]
     try:
-        conf(args, project='ha_guest', prog='ha-guest-status', version=version_string(),
-             use_env=False)
+        conf(args, project='ha_guest', prog='ha-guest-status', version=version_string(), use_env=False)
+        # oslo.config converts values when read: read ours now, so a bad one fails here, named.
+        for group, opts in ha_opts.list_opts():
+            name = group.name if isinstance(group, cfg.OptGroup) else group
+            for opt in opts:
+                try:
+                    getattr(conf if name in (None, 'DEFAULT') else conf[name], opt.dest)
+                except cfg.NoSuchOptError:
+                    pass  # registered later by its user (keystoneauth's plugin options)
     except (cfg.Error, ValueError) as exc:
         raise StatusError('config: %s' % exc) from None
     return conf
