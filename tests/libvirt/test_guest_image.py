@@ -15,8 +15,6 @@ import base64
 import json
 import os
 import pathlib
-import subprocess
-import sys
 import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -28,46 +26,14 @@ from testtools import content
 from ha_guest.compute.manager import ComputeManager
 from ha_guest.conf import compute as compute_conf
 from ha_guest.conf import default as default_conf
-from ha_guest.protocol.constants import CHANNEL_NAME, host_socket_path
-from ha_guest.testing import guest_console, wait_for
+from ha_guest.protocol.constants import host_socket_path
+from ha_guest.testing import guest_console, guest_image, wait_for
 from tests.libvirt import base
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-#: QEMU (user libvirt-qemu) cannot read root's cache: the image is copied here.
-IMAGE_DIR = '/var/lib/libvirt/images/ha-guest-test-image'
-BUILD_TIMEOUT_S = 900
 #: TCG boots take 8-15 s on an idle machine; the machine is shared.
 BOOT_TIMEOUT_S = 120.0
 STEP_TIMEOUT_S = 30.0
 HOST = 'compute-image'
-
-
-def build_image() -> pathlib.Path:
-    """Build (or take the cached) image and copy it where QEMU can read it; fail with the fix."""
-    cmd = [sys.executable, str(REPO / 'tools' / 'build-guest-image.py'), '--output', IMAGE_DIR, '--print-path']
-    try:
-        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                                timeout=BUILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError('building the guest image took over %ds: %s' % (BUILD_TIMEOUT_S, exc)) from exc
-    if result.returncode != 0:
-        raise AssertionError('cannot build the guest image (%s; needs root for apt-get the first time):\n%s'
-                             % (' '.join(cmd), result.stderr[-3000:]))
-    return pathlib.Path(result.stdout.strip().splitlines()[-1])
-
-
-def image_domain_xml(name: str, domain_uuid: str, image: pathlib.Path) -> str:
-    """A Nova-shaped TCG domain booting the image: kernel/initrd, pty serial console, our channel."""
-    return ("<domain type='qemu'><name>%s</name><uuid>%s</uuid><memory unit='MiB'>256</memory><vcpu>1</vcpu>"
-            "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s</kernel><initrd>%s</initrd>"
-            "<cmdline>console=ttyS0 panic=-1 quiet</cmdline></os>"
-            "<on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>"
-            "<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>"
-            "<serial type='pty'><target port='0'/></serial>"
-            "<console type='pty'><target type='serial' port='0'/></console>"
-            "%s</devices></domain>"
-            % (name, domain_uuid, image / 'vmlinuz', image / 'initrd.img',
-               base.channel_xml(CHANNEL_NAME, path=host_socket_path(name))))
 
 
 class RecordingController:
@@ -118,10 +84,12 @@ class TestGuestImage(base.DiscoveryTestCase):
         self.figures: Dict[str, Any] = {}
         self.addCleanup(self._attach_figures)
         started = time.monotonic()
-        self.image = build_image()
+        try:
+            self.image = guest_image.build_image()
+        except guest_image.ImageError as exc:
+            raise AssertionError(str(exc)) from exc
         self.figures['image_build_or_cache_s'] = round(time.monotonic() - started, 2)
-        manifest = json.loads((self.image / 'manifest.json').read_text(encoding='utf-8'))
-        self.figures['image_bytes'] = manifest['sizes']
+        self.figures['image_bytes'] = self.image.manifest['sizes']
         try:
             self.conn = self.libvirt.open(base.SYSTEM_URI)
         except self.libvirt.libvirtError as exc:
@@ -148,7 +116,7 @@ class TestGuestImage(base.DiscoveryTestCase):
 
     def boot(self) -> Tuple[str, str, float]:
         name, domain_uuid = self.new_name()
-        dom = self.conn.defineXML(image_domain_xml(name, domain_uuid, self.image))
+        dom = self.conn.defineXML(guest_image.domain_xml(name, domain_uuid, self.image))
         self.addCleanup(self._remove, dom)
         started = time.monotonic()
         dom.create()
