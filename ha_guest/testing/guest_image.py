@@ -75,8 +75,14 @@ def build_image(output: Optional[str] = IMAGE_DIR, source: Optional[str] = None,
 
 
 def domain_xml(name: str, domain_uuid: str, image: GuestImage, memory_mib: int = 256,
-               cmdline: str = KERNEL_CMDLINE) -> str:
-    """A TCG domain booting the image, shaped like Nova's: kernel/initrd, pty serial console, our channel."""
+               cmdline: str = KERNEL_CMDLINE, channel: str = CHANNEL_NAME) -> str:
+    """A TCG domain booting the image, shaped like Nova's: kernel/initrd, pty serial console, our channel.
+
+    Another ``channel`` name (passed to the guest as ``ha_guest.channel=``) keeps the domain away from
+    compute agents with libvirt discovery on the same libvirtd.
+    """
+    if channel != CHANNEL_NAME:
+        cmdline += ' ha_guest.channel=' + channel
     return ("<domain type='qemu'><name>%s</name><uuid>%s</uuid><memory unit='MiB'>%d</memory><vcpu>1</vcpu>"
             "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s</kernel><initrd>%s</initrd>"
             "<cmdline>%s</cmdline></os>"
@@ -87,4 +93,4 @@ def domain_xml(name: str, domain_uuid: str, image: GuestImage, memory_mib: int =
             "<channel type='unix'><source mode='bind' path='%s'/><target type='virtio' name='%s'/></channel>"
             "</devices></domain>"
             % (name, domain_uuid, memory_mib, image.kernel, image.initrd, cmdline, host_socket_path(name),
-               CHANNEL_NAME))
+               channel))

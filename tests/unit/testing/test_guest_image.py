@@ -63,3 +63,11 @@ class TestDomainXml(testtools.TestCase):
                           'org.openstack.ha_guest.0'),
                          (channel.get('type'), channel.find('source').get('mode'), channel.find('source').get('path'),
                           channel.find('target').get('name')))
+
+    def test_another_channel_name_goes_to_the_guest(self) -> None:
+        image = guest_image.GuestImage(pathlib.Path('/images/x'), {})
+        root = ElementTree.fromstring(guest_image.domain_xml('vm-1', '0b7f0c6e-0000-4000-8000-000000000001', image,
+                                                             channel='org.example.test.0'))
+        self.assertEqual(guest_image.KERNEL_CMDLINE + ' ha_guest.channel=org.example.test.0',
+                         root.findtext('os/cmdline'))
+        self.assertEqual('org.example.test.0', root.find('devices/channel/target').get('name'))
