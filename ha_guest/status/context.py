@@ -127,7 +127,7 @@ class Status:
                                                                  else 'compute agent', version))
 
     def call(self, what: str, func: Callable[..., T], *args: Any, version: str = '1.0',
-             who: str = 'no controller', **kwargs: Any) -> T:
+             who: str = '', **kwargs: Any) -> T:
         """Run one RPC call; turn a timeout, a refused version or a lost broker into a StatusError.
 
         A watchdog ends the process should oslo.messaging itself not return
@@ -135,15 +135,16 @@ class Status:
         """
         import oslo_messaging
 
-        watchdog = threading.Timer(self.timeout + _GRACE_S, _abandon, ['%s: %s answered within %.0f s (the call '
-                                                                       'did not end)' % (what, who, self.timeout)])
+        silent = '%s did not answer' % who if who else 'no controller answered'
+        watchdog = threading.Timer(self.timeout + _GRACE_S, _abandon, ['%s: %s within %.0f s (the call did not '
+                                                                       'end)' % (what, silent, self.timeout)])
         watchdog.daemon = True
         watchdog.start()
         try:
             return func(*args, **kwargs)
         except oslo_messaging.MessagingTimeout:
-            raise NoAnswer('%s: %s answered within %.0f s on topic %s at %s' % (
-                what, who, self.timeout, self._topic(who), broker.masked(self.conf))) from None
+            raise NoAnswer('%s: %s within %.0f s on topic %s at %s' % (
+                what, silent, self.timeout, self._topic(who), broker.masked(self.conf))) from None
         except oslo_messaging.RPCVersionCapError as exc:
             raise VersionTooOld('%s: %s' % (what, exc)) from None
         except oslo_messaging.RemoteError as exc:

@@ -193,7 +193,7 @@ class TestStatusListings(StatusTestCase):
         done = run_status('--config-file', self.controller.config, '--timeout', '1', 'instance', 'list',
                           '--host', COMPUTE_HOST)
         self.assertEqual(4, done.returncode, done.stderr)
-        self.assertIn('the compute agent of host %s answered within 1 s' % COMPUTE_HOST, done.stderr)
+        self.assertIn('the compute agent of host %s did not answer within 1 s' % COMPUTE_HOST, done.stderr)
 
 
 class TestStatusErrors(StatusTestCase):
