@@ -29,7 +29,9 @@ opts = [
                     'kernel + ramdisk boot). Empty: [compute] image_ref.'),
     cfg.IntOpt('flavor_ram', default=192, min=64, help='RAM (MiB) of the flavors the tests create.'),
     cfg.IntOpt('flavor_vcpus', default=1, min=1, help='vCPUs of the flavors the tests create.'),
-    cfg.IntOpt('flavor_disk', default=0, min=0, help='Root disk (GiB) of the flavors the tests create.'),
+    cfg.IntOpt('flavor_disk', default=1, min=0,
+               help='Root disk (GiB) of the flavors the tests create (Nova refuses image-backed servers with 0 '
+                    'to non-admins).'),
     cfg.StrOpt('registered_regex',
                default=r'ha-guest-ctl: agent registered pid \d+',
                help="A line of the server's console output that shows the agent registered with the "
