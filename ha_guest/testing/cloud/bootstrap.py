@@ -40,6 +40,23 @@ def databases(fresh: bool = True) -> None:
     sql('\n'.join(statements))
 
 
+def leftover_domains(uri: str = 'qemu:///system') -> list[str]:
+    """Destroy and undefine Nova's domains (instance-*) an earlier run left on libvirtd.
+
+    A fresh database with such a domain on the hypervisor makes nova-compute refuse to start ("My hypervisor
+    has existing instances, but I appear to be a new service in this database").
+    """
+    def virsh(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(['virsh', '-c', uri, *args], capture_output=True, text=True, timeout=60,
+                              check=False)
+
+    names = [n for n in virsh('list', '--all', '--name').stdout.split() if n.startswith('instance-')]
+    for name in names:
+        virsh('destroy', name)
+        virsh('undefine', name)
+    return names
+
+
 def vhost(fresh: bool = True) -> None:
     """The cloud's own RabbitMQ vhost (recreated when ``fresh``: no queue of an earlier run survives)."""
     def ctl(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -106,7 +123,7 @@ def catalog(layout: Layout) -> Any:
         conn.identity.assign_project_role_to_user(project, user, admin_role)
         conn.identity.assign_project_role_to_user(project, user, service_role)
     for name, kind in (('placement', 'placement'), ('glance', 'image'), ('nova', 'compute'),
-                       ('masakari', 'instance-ha')):
+                       ('masakari', 'instance-ha'), ('neutron', 'network')):
         service = conn.identity.create_service(name=name, type=kind)
         for interface in ('public', 'internal', 'admin'):
             conn.identity.create_endpoint(service_id=service.id, interface=interface, url=layout.url(name),

@@ -48,7 +48,7 @@ class Layout:
 
     def port(self, service: str) -> int:
         """The HTTP port of an API service."""
-        return self.port_base + ('keystone', 'placement', 'glance', 'nova', 'masakari').index(service)
+        return self.port_base + ('keystone', 'placement', 'glance', 'nova', 'masakari', 'neutron').index(service)
 
     def url(self, service: str) -> str:
         """The endpoint URL of an API service, as in the Keystone catalog."""
@@ -139,6 +139,8 @@ def nova(layout: Layout, compute: bool) -> Sections:
         'database': {'connection': layout.db('nova')},
         'keystone_authtoken': authtoken(layout, 'nova'),
         'placement': auth(layout, 'placement'),
+        # The Neutron stub (neutron_stub.py): Nova still asks the network service with networks none.
+        'neutron': auth(layout, 'nova'),
         'glance': {'region_name': REGION},
         'wsgi': {'api_paste_config': os.path.join(layout.etc, 'nova', 'api-paste.ini')},
         # The cloud has one compute host, mapped by the controller (cell_v2 discover_hosts).

@@ -96,6 +96,7 @@ class Cloud:
         if os.path.isdir(layout.run):
             shutil.rmtree(layout.run)
         os.makedirs(layout.logs)
+        bootstrap.leftover_domains()
         bootstrap.databases(fresh=True)
         bootstrap.vhost(fresh=True)
         self.conf = configs.write_all(layout)
@@ -104,6 +105,10 @@ class Cloud:
         self.figures['db_sync_total_s'] = round(time.monotonic() - t, 2)
 
         self._start(self._wsgi('keystone'), http_ready(layout.url('keystone')))
+        self._start(Service('neutron-stub', [self.layout.bin('python'), '-m', 'ha_guest.testing.cloud.neutron_stub',
+                                             str(layout.port('neutron'))],
+                            os.path.join(layout.logs, 'neutron-stub.log'), self.env()),
+                    http_ready(layout.url('neutron')))
         self.conn = bootstrap.catalog(layout)
         self._start_many([(self._wsgi(name), http_ready('http://127.0.0.1:%d/' % layout.port(name)))
                           for name in ('placement', 'glance', 'nova', 'masakari')])
