@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import configparser
 import os
+import sys
 
 Sections = dict[str, dict[str, str]]
 
-#: Where the fragments live: the source tree's etc/.
-ETC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))), 'etc')
+#: Where the fragments live: a checkout's etc/, or where the wheel's data files go (<prefix>/etc/ha_guest).
+_CANDIDATES = (
+    os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))))), 'etc'),
+    os.path.join(os.getcwd(), 'etc'),
+    os.path.join(sys.prefix, 'etc', 'ha_guest'),
+)
+ETC = next((c for c in _CANDIDATES if os.path.isfile(os.path.join(c, 'nova', 'ha_guest-compute.conf'))),
+           _CANDIDATES[-1])
 NOVA_NOTIFICATIONS = os.path.join('nova', 'ha_guest-notifications.conf')
 NOVA_COMPUTE = os.path.join('nova', 'ha_guest-compute.conf')
 HA_GUEST_COMPUTE = os.path.join('ha_guest', 'compute-libvirt.conf')
