@@ -166,3 +166,14 @@ class TestCloudBoot(testtools.TestCase):
         compute_log = os.path.join(RUN_DIR, 'logs', 'ha-guest-compute.log')
         with open(compute_log, encoding='utf-8') as f:
             self.assertIn('%s: channel found' % server['id'], f.read())
+
+    def test_masakari_segment_with_the_compute_host(self) -> None:
+        # What the masakari sink needs: the compute host, under Nova's name for it, in a failover segment.
+        ha = self.conn.instance_ha
+        segment = ha.create_segment(name='ha-guest-%s' % uuid.uuid4().hex[:6], recovery_method='auto',
+                                    service_type='COMPUTE')
+        self.addCleanup(ha.delete_segment, segment, ignore_missing=True)
+        host = ha.create_host(segment.uuid, name=self.cloud.layout.host, type='COMPUTE',
+                              control_attributes='SSH')
+        self.addCleanup(ha.delete_host, host.uuid, segment.uuid, ignore_missing=True)
+        self.assertEqual([self.cloud.layout.host], [h.name for h in ha.hosts(segment.uuid)])

@@ -67,6 +67,10 @@ class Cloud:
                 # keystoneauth's sessions then reuse a dead connection and a POST fails with
                 # "Connection reset by peer". Saying it makes the clients open a new one.
                 '--add-header', 'Connection: close']
+        if name == 'masakari':
+            # Masakari 22's initialize_application parses its configuration a second time from sys.argv
+            # alone, dropping the files found in OS_MASAKARI_CONFIG_DIR: name the file in the app's argv.
+            argv += ['--pyargv', '--config-file %s' % os.path.join(self.layout.etc, 'masakari', 'masakari.conf')]
         return Service(name, argv, os.path.join(self.layout.logs, '%s.log' % name), self.env())
 
     def _daemon(self, name: str, script: str, conf: str) -> Service:
