@@ -12,6 +12,7 @@
 #   stack install      install the package
 #   stack post-config  write ha_guest.conf, nova.conf and vitrage.conf settings
 #   stack extra        start the services, load the Vitrage template
+#   stack test-config  tempest.conf: the plugin's options, our guest image in Glance
 #   unstack            stop the services
 #   clean              remove the configuration and state
 
@@ -318,6 +319,50 @@ function load_vitrage_template_for_ha_guest {
 }
 
 
+# Tempest
+# -------
+
+# Our guest image (tools/build-guest-image.py: a Debian kernel and an initramfs
+# running ha-guest-agent) in Glance the way devstack puts cirros UEC: kernel,
+# ramdisk and a tiny machine image pointing at both. Prints the image's id.
+function _ha_guest_upload_guest_image {
+    local folder kernel ramdisk disk
+    folder=$(sudo "$HA_GUEST_BIN_DIR/python" "$HA_GUEST_DIR/tools/build-guest-image.py" --print-path | tail -n 1)
+    kernel=$(openstack --os-cloud devstack-admin image create ha-guest-kernel --public --disk-format aki \
+        --container-format aki --file "$folder/vmlinuz" -f value -c id)
+    ramdisk=$(openstack --os-cloud devstack-admin image create ha-guest-ramdisk --public --disk-format ari \
+        --container-format ari --file "$folder/initrd.img" -f value -c id)
+    disk=$(mktemp)
+    truncate -s 1M "$disk"
+    openstack --os-cloud devstack-admin image create ha-guest --public --disk-format ami --container-format ami \
+        --file "$disk" --property kernel_id="$kernel" --property ramdisk_id="$ramdisk" \
+        --property os_command_line="$HA_GUEST_KERNEL_CMDLINE" -f value -c id
+    rm -f "$disk"
+}
+
+# tempest.conf: the plugin's options from ha_guest.tempest.settings (the list
+# tox -e cloud writes too). The scenarios drive the guest through its serial
+# console (serial_pty), which needs tempest on this compute host as root.
+function configure_tempest_for_ha_guest {
+    local image_ref="" control=none vitrage=False
+    if [[ "$HA_GUEST_TEMPEST_IMAGE" == "True" ]] && is_service_enabled g-api; then
+        image_ref=$(_ha_guest_upload_guest_image)
+    fi
+    if is_ha_guest_compute; then
+        control=serial_pty
+    fi
+    if is_ha_guest_vitrage; then
+        vitrage=True
+    fi
+    local section option value
+    while read -r section option value; do
+        iniset "$TEMPEST_CONFIG" "$section" "$option" "$value"
+    done < <("$HA_GUEST_BIN_DIR/python" -m ha_guest.tempest.settings --image-ref "$image_ref" \
+        --guest-control "$control" --vitrage "$vitrage" --service-user "$HA_GUEST_SERVICE_USER" \
+        --libvirt-uri "$HA_GUEST_LIBVIRT_URI")
+}
+
+
 # Start and stop
 # --------------
 
@@ -392,6 +437,11 @@ if is_ha_guest_needed; then
         if is_ha_guest_vitrage; then
             load_vitrage_template_for_ha_guest
         fi
+    fi
+
+    if [[ "$1" == "stack" && "$2" == "test-config" ]] && is_service_enabled tempest; then
+        echo_summary "Configuring tempest for ha_guest"
+        configure_tempest_for_ha_guest
     fi
 
     if [[ "$1" == "unstack" ]]; then

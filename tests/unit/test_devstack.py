@@ -8,6 +8,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from typing import Optional
 
@@ -35,7 +36,9 @@ function is_service_enabled {
         [[ $s == nova && ,$ENABLED_SERVICES, == *,n-* ]] && return 0
     done; return 1
 }
-function get_python_exec_prefix { echo /opt/stack/data/venv/bin; }
+function get_python_exec_prefix { echo "${STUB_BIN:-/opt/stack/data/venv/bin}"; }
+function trueorfalse { local value=${!2:-$1}; [[ ${value,,} == true ]] && echo True || echo False; }
+function openstack { _log openstack "$@"; echo "id-$5"; }
 function iniset { _log iniset "$@"; }
 function iniget { :; }
 function iniset_rpc_backend { _log iniset_rpc_backend "$@"; }
@@ -264,6 +267,31 @@ class TestDevstackPlugin(testtools.TestCase):
         self.assertEqual(grp.getgrgid(os.stat(owned).st_gid).gr_name, qemu_group('#group = "kvm"\n', owned))
         # Else Debian's.
         self.assertEqual('libvirt-qemu', qemu_group(None, '/nope'))
+
+    def test_test_config_writes_tempest_options(self) -> None:
+        # The plugin's options come from ha_guest.tempest.settings, run by the venv's Python.
+        bin_dir = os.path.join(self.tmp, 'bin')
+        os.mkdir(bin_dir)
+        os.symlink(sys.executable, os.path.join(bin_dir, 'python'))
+        status, calls = self._run('stack', 'test-config', services='n-cpu,g-api,tempest,ha-guest-compute',
+                                  plugins=',ha_guest', STUB_BIN=bin_dir, TEMPEST_CONFIG='/etc/tempest.conf',
+                                  PYTHONPATH=str(REPO_ROOT))
+        self.assertEqual(0, status)
+        tempest = {(call[2], call[3]): call[4] for call in calls
+                   if call[0] == 'iniset' and call[1] == '/etc/tempest.conf'}
+        self.assertEqual('True', tempest[('service_available', 'ha_guest')])
+        self.assertEqual('serial_pty', tempest[('ha_guest', 'guest_control')])
+        self.assertEqual('False', tempest[('ha_guest', 'vitrage')])
+        self.assertEqual('ha_guest', tempest[('ha_guest', 'service_user')])
+        # Our guest image went into Glance as kernel, ramdisk and the machine image tempest boots.
+        self.assertEqual('id-ha-guest', tempest[('ha_guest', 'image_ref')])
+        images = [call for call in calls if call[0] == 'openstack']
+        self.assertEqual(['ha-guest-kernel', 'ha-guest-ramdisk', 'ha-guest'], [call[5] for call in images])
+        self.assertIn('kernel_id=id-ha-guest-kernel', images[2])
+        self.assertIn('ramdisk_id=id-ha-guest-ramdisk', images[2])
+        # Without tempest on the host, nothing.
+        status, calls = self._run('stack', 'test-config', services='n-cpu,ha-guest-compute', STUB_BIN=bin_dir)
+        self.assertEqual([], [call for call in calls if call[0] in ('iniset', 'openstack')])
 
     def test_unstack_and_clean(self) -> None:
         services = 'n-cpu,ha-guest-compute,ha-guest-controller'
