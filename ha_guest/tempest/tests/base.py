@@ -100,7 +100,12 @@ class HAGuestScenarioTest(HAGuestBaseTest):
         before = len(regex.findall(after))
 
         def registered() -> Optional[str]:
-            output = self.console_output(server_id)
+            try:
+                output = self.console_output(server_id)
+            except lib_exc.NotFound:
+                # While a hard reboot re-creates the domain, Nova answers 404 "Guest does not
+                # have a console available": not yet, ask again (a server gone times out below).
+                return None
             # Nova's log either grows (the old text is a prefix, so a new line means one more
             # match) or was started afresh by the domain's restart (any match is new).
             fresh = not output.startswith(after)
@@ -110,7 +115,10 @@ class HAGuestScenarioTest(HAGuestBaseTest):
         try:
             return wait_until('registration of server %s' % server_id, timeout, registered)
         except lib_exc.TimeoutException as exc:
-            self.addDetail('console-output', _text(self.console_output(server_id)[-8000:]))
+            try:
+                self.addDetail('console-output', _text(self.console_output(server_id)[-8000:]))
+            except lib_exc.NotFound as gone:
+                self.addDetail('console-output', _text('no console: %s' % gone))
             raise exc
 
     def reboots(self, server_id: str) -> list[dict[str, Any]]:
