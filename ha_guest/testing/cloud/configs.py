@@ -147,7 +147,9 @@ def nova(layout: Layout, compute: bool) -> Sections:
         'scheduler': {'discover_hosts_in_cells_interval': '-1', 'workers': '1'},
         'conductor': {'workers': '1'},
         'vnc': {'enabled': 'false'},
-        'libvirt': {'virt_type': 'qemu', 'cpu_mode': 'none'},
+        # wait_soft_reboot_seconds: the guest image ignores ACPI, so a soft reboot falls back to a hard
+        # one after this wait (120 s by default).
+        'libvirt': {'virt_type': 'qemu', 'cpu_mode': 'none', 'wait_soft_reboot_seconds': '10'},
         # Root, no sudo/rootwrap: the privsep daemon straight from the venv.
         'nova_sys_admin': {'helper_command': '%s --config-file %s' % (
             layout.bin('privsep-helper'), os.path.join(layout.etc, 'nova', 'nova-cpu.conf'))},
