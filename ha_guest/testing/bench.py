@@ -370,6 +370,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='measure the agent\'s CPU without, then with its metrics endpoint scraped (restarts '
                              'it in between; use --steady-s 60 for several scrapes per window)')
     parser.add_argument('--scrape-s', type=float, default=15.0, help='--metrics: seconds between scrapes (15)')
+    parser.add_argument('--metrics-rounds', type=int, default=1,
+                        help='--metrics: windows with metrics; from the second on, each after one without (1)')
     parser.add_argument('--plot', metavar='PATH', help='draw the latency distributions to this PNG (matplotlib)')
     parser.add_argument('--sgm', action='store_true',
                         help='run the server group messaging benchmark instead (--sgm --help: its options)')
@@ -378,6 +380,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(arguments)
     if args.guests < 1 or args.interval_ms < 100:
         parser.error('--guests must be positive and --interval-ms at least 100')
+    if args.metrics_rounds < 1:
+        parser.error('--metrics-rounds must be at least 1')
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the services inherit it: a socket per guest
     return run_main(Bench(args), print_table, args)

@@ -59,6 +59,12 @@ def print_table(result: dict[str, Any], url: str) -> None:
                             result['agent_cpu_percent_metrics'], result['agent_cpu_metrics_delta_points'],
                             result['scrape_period_s'], result.get('scrapes'), result.get('scrape_bytes'),
                             result.get('scrape_ms_mean'), result.get('scrape_ms_max'))))
+    if 'agent_cpu_metrics_paired_delta_points' in result:  # --metrics-rounds 2..: restarted agents, in turns
+        rows.insert(6, ('  on minus off, in turns', '%s points (median %+.1f; CPU per answer: %s µs)' % (
+            ', '.join('%+.1f' % d for d in result['agent_cpu_metrics_paired_delta_points']),
+            result['agent_cpu_metrics_paired_delta_median_points'],
+            ', '.join('%s%s' % ('on ' if w['metrics'] else 'off ', w['cpu_us_per_answer'])
+                      for w in result['metrics_windows']))))
     width = max(len(name) for name, _ in rows)
     print('\nha_guest benchmark')
     for name, value in rows:

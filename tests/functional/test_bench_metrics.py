@@ -18,3 +18,19 @@ class TestBenchMetricsSmall(BenchTestCase):
         self.assertGreater(result['answers_per_s_metrics'], 100)  # the restarted agent has every guest again
         self.assertEqual((3, 3, 0), (result['samples'], result['detected'], result['false_alarms']))
         self.assertIn('with its metrics scraped', proc.stdout)
+
+    def test_rounds_alternate_restarted_windows(self) -> None:
+        proc, result = self.run_bench('--guests', '20', '--metrics', '--metrics-rounds', '2', '--warmup-s', '1',
+                                      '--steady-s', '2', '--scrape-s', '1', '--hang', '2', '--hang-window-s', '1')
+        windows = result['metrics_windows']
+        # the first window (no restart, no metrics), then with, without, with: each after a restart
+        self.assertEqual([(False, False), (True, True), (False, True), (True, True)],
+                         [(w['metrics'], w['restarted']) for w in windows])
+        for window in windows:
+            self.assertGreater(window['cpu_us_per_answer'], 0.0)
+        self.assertEqual([round(windows[3]['cpu_percent'] - windows[2]['cpu_percent'], 1)],
+                         result['agent_cpu_metrics_paired_delta_points'])
+        self.assertGreaterEqual(result['scrapes'], 5)  # two windows of 2 s, a scrape a second, and the last one
+        self.assertEqual(0, result['scrape_failures'])
+        self.assertEqual((2, 2, 0), (result['samples'], result['detected'], result['false_alarms']))
+        self.assertIn('on minus off, in turns', proc.stdout)
