@@ -60,7 +60,8 @@ OPTS = [
         "channel_loss_grace_s", default=None, min=0.0, max=60.0,
         help="After a channel socket drops, misses are not counted for this long, in seconds, so that "
              "discovery can first report the domain stopped, paused or migrating. Unset (the default): the "
-             "discovery driver's own event latency plus 0.1 s (libvirt: its lifecycle events, about 0.2 s; "
+             "discovery driver's own event latency plus 0.1 s (libvirt: 5 s, as its lifecycle event for a "
+             "destroyed domain comes only once QEMU is reaped, measured at up to 1.8 s after the socket's end; "
              "directory: directory_poll_s plus the time a poll takes). A domain still running after that is "
              "watched as before, so a QEMU that vanished is a fault this much later. A connected but hung "
              "guest is not affected. A channel that discovery removes ends monitoring at once, and an open "

@@ -7,6 +7,8 @@ from typing import List, Optional
 import testtools
 
 from ha_guest.compute import heartbeat_monitor as hm
+from ha_guest.compute.channel_writer import ChannelSettings
+from ha_guest.compute.discovery import libvirt, loader
 from ha_guest.compute.heartbeat_monitor import EventKind, GuestMonitor, GuestState, HeartbeatPolicy, MonitorEvent
 from ha_guest.compute.scheduler import TickScheduler
 
@@ -420,6 +422,36 @@ class TestHoldVerdicts(testtools.TestCase):
         h.run(1.0)
         self.assertEqual([], h.kinds(EventKind.FAULT))
         self.assertEqual(GuestState.SUSPENDED, h.monitor.state)
+
+
+    def test_libvirt_grace_outlasts_novas_destroy(self) -> None:
+        # Nova's stop and reboots destroy the domain: on the real cloud (tests/cloud/test_lifecycle.py)
+        # libvirt's lifecycle event came 1.2-1.8 s after the channel socket's end, and the grace of
+        # 0.3 s then raised a false "missed" fault for each. The grace libvirt discovery gets must cover it.
+        settings = loader.with_discovery_grace(ChannelSettings(), _Unset(), _Latency(libvirt.EVENT_LATENCY_S))
+        h = Harness()
+        h.register(500)
+        h.run(1.0, answer="healthy")
+        h.monitor.hold_verdicts(h.now + settings.channel_loss_grace_s)
+        h.run(2.5)  # QEMU gone, the event not yet here: nothing counted
+        self.assertEqual([], h.kinds(EventKind.FAULT))
+        self.assertEqual(0, h.monitor.stats.misses)
+        # A QEMU that vanished under a running domain is still a fault, once the grace is over.
+        h.run(settings.channel_loss_grace_s)
+        self.assertEqual(1, len(h.kinds(EventKind.FAULT)))
+
+
+class _Unset:
+    """[compute] options with channel_loss_grace_s unset."""
+
+    channel_loss_grace_s = None
+
+
+class _Latency:
+    """A discovery driver that only tells its event latency."""
+
+    def __init__(self, latency_s: float) -> None:
+        self.event_latency_s = latency_s
 
 
 class TestReregistration(testtools.TestCase):
