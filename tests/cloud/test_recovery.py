@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from ha_guest.nova import specs
@@ -79,3 +80,46 @@ class TestCloudRecovery(base.CloudTestCase):
         self.assertEqual(['reboot'], [a['action'] for a in self._our_actions(server['id'])])
         self.figures['recovery_reboot_unhealthy'] = {'fail_check_to_reboot_action_s': round(to_action, 2),
                                                      'fail_check_to_registered_again_s': round(to_registered, 2)}
+
+    def test_hung_agent_recovered_by_masakari(self) -> None:
+        # The masakari sink posts a VM notification about the compute host; Masakari's engine then
+        # recovers the instance (stop, start) with its own user, provided the host is in a segment.
+        ha = self.conn.instance_ha
+        segment = ha.create_segment(name='ha-guest-%s' % uuid.uuid4().hex[:6], recovery_method='auto',
+                                    service_type='COMPUTE')
+        self.addCleanup(ha.delete_segment, segment, ignore_missing=True)
+        host = ha.create_host(segment.uuid, name=self.cloud.layout.host, type='COMPUTE', control_attributes='SSH')
+        self.addCleanup(ha.delete_host, host.uuid, segment.uuid, ignore_missing=True)
+        server = self._registered_server(specs.RECOVERY_MASAKARI)
+        before = self._console_log(server['id'])
+        with self._console(server) as console:
+            console.send('hang')
+            hung = time.monotonic()
+
+        def notification() -> Any:
+            found = [n for n in ha.notifications() if n.payload.get('instance_uuid') == server['id']]
+            return found[0] if found else None
+
+        listed = wait_for(notification, base.STATE_TIMEOUT_S, interval=0.5,
+                          message='a Masakari notification about %s' % server['id'])
+        to_notification = time.monotonic() - hung
+        posted = ha.get_notification(listed.notification_uuid)  # the listing leaves some fields out
+        self.assertEqual(('VM', host.uuid), (posted.type, posted.source_host_uuid))
+        self.assertEqual('LIFECYCLE', posted.payload['event'])
+        finished = wait_for(lambda: ha.get_notification(posted.notification_uuid).status in ('finished', 'failed',
+                                                                                             'error'),
+                            base.STATE_TIMEOUT_S, interval=1.0, message='masakari-engine to finish the recovery')
+        self.assertTrue(finished)
+        self.assertEqual('finished', ha.get_notification(posted.notification_uuid).status)
+        to_finished = time.monotonic() - hung
+        self._wait_registered(server['id'], after=before)
+        to_registered = time.monotonic() - hung
+        self._wait_status(server['id'], 'ACTIVE')
+        masakari = str(self.conn.identity.find_user('masakari', ignore_missing=False).id)
+        by_masakari = sorted(a['action'] for a in self._instance_actions(server['id']) if a['user_id'] == masakari)
+        self.assertEqual(['start', 'stop'], by_masakari)
+        # Our own recovery sink left this fault to Masakari: no action by our service user.
+        self.assertEqual([], self._our_actions(server['id']))
+        self.figures['recovery_masakari'] = {'hang_to_notification_s': round(to_notification, 2),
+                                             'hang_to_engine_finished_s': round(to_finished, 2),
+                                             'hang_to_registered_again_s': round(to_registered, 2)}

@@ -87,6 +87,15 @@ class Service:
         self.ready_s = time.monotonic() - self.started_at
         return self.ready_s
 
+    def terminate(self) -> None:
+        """SIGTERM to the process group, without waiting (stop() waits)."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM to the process group, SIGKILL after ``timeout``; the log stays."""
         proc = self.proc
