@@ -57,10 +57,13 @@ class Service:
         self._out: Optional[IO[bytes]] = None
         self.started_at = 0.0
         self.ready_s: Optional[float] = None
+        #: SIGTERM was sent already: a second one makes oslo.service services exit at once, with status 1.
+        self._terminated = False
 
     def start(self) -> None:
         """Start the process in a session of its own (its workers stop with it)."""
         self._out = open(self.log, 'ab')
+        self._terminated = False
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(self.argv, stdout=self._out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
@@ -90,7 +93,8 @@ class Service:
     def terminate(self) -> None:
         """SIGTERM to the process group, without waiting (stop() waits)."""
         proc = self.proc
-        if proc is not None and proc.poll() is None:
+        if proc is not None and proc.poll() is None and not self._terminated:
+            self._terminated = True
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -102,7 +106,8 @@ class Service:
         if proc is not None and proc.poll() is None:
             for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
                 try:
-                    os.killpg(proc.pid, sig)
+                    if not (sig == signal.SIGTERM and self._terminated):
+                        os.killpg(proc.pid, sig)
                 except ProcessLookupError:
                     break
                 try:
