@@ -29,8 +29,10 @@ OPTS: list[cfg.Opt] = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register the [metrics] options on ``conf``."""
-    conf.register_group(metrics_group)
-    conf.register_opts(OPTS, group=metrics_group)
+    # A fresh OptGroup: oslo.config copies a registered group shallowly, so ConfigOpts given the same object
+    # would share its options' overrides (two services in one process, or tests).
+    conf.register_group(cfg.OptGroup(metrics_group.name, title=metrics_group.title, help=metrics_group.help))
+    conf.register_opts(OPTS, group=metrics_group.name)
 
 
 def list_opts() -> dict[cfg.OptGroup, list[cfg.Opt]]:

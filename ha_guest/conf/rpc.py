@@ -89,8 +89,10 @@ OPTS: list[cfg.Opt] = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register the [rpc] options on ``conf``."""
-    conf.register_group(group)
-    conf.register_opts(OPTS, group=group)
+    # A fresh OptGroup: oslo.config copies a registered group shallowly, so ConfigOpts given the same object
+    # would share its options' overrides (two services in one process, or tests).
+    conf.register_group(cfg.OptGroup(group.name, title=group.title, help=group.help))
+    conf.register_opts(OPTS, group=group.name)
 
 
 def list_opts() -> dict[cfg.OptGroup, list[cfg.Opt]]:

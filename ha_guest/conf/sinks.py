@@ -45,8 +45,10 @@ GROUPS = (NOTIFICATIONS_GROUP, VITRAGE_GROUP)
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register both sinks' options on ``conf``."""
     for group, opts in list_opts().items():
-        conf.register_group(group)
-        conf.register_opts(opts, group=group)
+        # A fresh OptGroup: oslo.config copies a registered group shallowly, so ConfigOpts given the same object
+        # would share its options' overrides (two services in one process, or tests).
+        conf.register_group(cfg.OptGroup(group.name, title=group.title, help=group.help))
+        conf.register_opts(opts, group=group.name)
 
 
 def list_opts() -> dict[cfg.OptGroup, list[cfg.Opt]]:

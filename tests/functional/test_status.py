@@ -101,12 +101,17 @@ class TestStatusListings(StatusTestCase):
         self.hung_agent.signal(signal.SIGSTOP)
         self.addCleanup(self.hung_agent.signal, signal.SIGCONT)
         raised = self.notification(RAISED, self.hung)
-        # The counts come with the next state report (every second here).
-        wait_for(lambda: self._host()['Instances'].get('failed') == 1, TIMEOUT, message='a report with the hang')
+        # The counts come with the next state report (every second here); the host is listed only
+        # once a first report reached a controller, which can come after the fault's notification.
+        wait_for(lambda: (host := self._hosts()) and host[0]['Instances'].get('failed') == 1, TIMEOUT,
+                 message='a report with the hang')
         return raised
 
+    def _hosts(self) -> list[dict[str, Any]]:
+        return [h for h in self.parsed('json', 'host', 'list') if h['Host'] == COMPUTE_HOST]
+
     def _host(self) -> dict[str, Any]:
-        hosts = [h for h in self.parsed('json', 'host', 'list') if h['Host'] == COMPUTE_HOST]
+        hosts = self._hosts()
         self.assertEqual(1, len(hosts), hosts)
         return hosts[0]
 
