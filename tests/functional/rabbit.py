@@ -152,6 +152,12 @@ class ControllerProcess(ServiceProcess):
                 probe.list_faults(None)
             except oslo_messaging.MessagingTimeout:
                 return False
+            except oslo_messaging.MessageDeliveryFailure as failure:
+                # Before the controller declared its exchange, the broker refuses the publish
+                # ("404 NOT_FOUND - no exchange"): not started yet, not broken.
+                if 'NOT_FOUND' not in str(failure):
+                    raise
+                return False
             return True
 
         wait_for(answers, 15.0, message='%s to answer list_faults' % self.name)
