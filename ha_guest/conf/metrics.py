@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from ha_guest.conf import register_group_opts
+
 GROUP = 'metrics'
 
 metrics_group = cfg.OptGroup(
@@ -29,10 +31,7 @@ OPTS: list[cfg.Opt] = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register the [metrics] options on ``conf``."""
-    # A fresh OptGroup: oslo.config copies a registered group shallowly, so ConfigOpts given the same object
-    # would share its options' overrides (two services in one process, or tests).
-    conf.register_group(cfg.OptGroup(metrics_group.name, title=metrics_group.title, help=metrics_group.help))
-    conf.register_opts(OPTS, group=metrics_group.name)
+    register_group_opts(conf, metrics_group, OPTS)
 
 
 def list_opts() -> dict[cfg.OptGroup, list[cfg.Opt]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from ha_guest.conf import register_group_opts
+
 GROUP = 'rpc'
 
 group = cfg.OptGroup(GROUP, title='RPC options',
@@ -89,10 +91,7 @@ OPTS: list[cfg.Opt] = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register the [rpc] options on ``conf``."""
-    # A fresh OptGroup: oslo.config copies a registered group shallowly, so ConfigOpts given the same object
-    # would share its options' overrides (two services in one process, or tests).
-    conf.register_group(cfg.OptGroup(group.name, title=group.title, help=group.help))
-    conf.register_opts(OPTS, group=group.name)
+    register_group_opts(conf, group, OPTS)
 
 
 def list_opts() -> dict[cfg.OptGroup, list[cfg.Opt]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from ha_guest.conf import register_group_opts
+
 GROUP = 'sgm'
 
 group = cfg.OptGroup(
@@ -94,10 +96,7 @@ OPTS: list[cfg.Opt] = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register the [sgm] options on ``conf``."""
-    # A fresh OptGroup: oslo.config keeps a registered group object (and the overrides set on it), so two
-    # ConfigOpts given the same object would share their [sgm] overrides.
-    conf.register_group(cfg.OptGroup(group.name, title=group.title, help=group.help))
-    conf.register_opts(OPTS, group=GROUP)
+    register_group_opts(conf, group, OPTS)
 
 
 def list_opts() -> dict[cfg.OptGroup, list[cfg.Opt]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from ha_guest.conf import register_group_opts
+
 NOTIFICATIONS_GROUP = 'sink_notifications'
 VITRAGE_GROUP = 'sink_vitrage'
 
@@ -45,10 +47,7 @@ GROUPS = (NOTIFICATIONS_GROUP, VITRAGE_GROUP)
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register both sinks' options on ``conf``."""
     for group, opts in list_opts().items():
-        # A fresh OptGroup: oslo.config copies a registered group shallowly, so ConfigOpts given the same object
-        # would share its options' overrides (two services in one process, or tests).
-        conf.register_group(cfg.OptGroup(group.name, title=group.title, help=group.help))
-        conf.register_opts(opts, group=group.name)
+        register_group_opts(conf, group, opts)
 
 
 def list_opts() -> dict[cfg.OptGroup, list[cfg.Opt]]:
