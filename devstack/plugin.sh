@@ -229,6 +229,8 @@ function configure_ha_guest {
     iniset "$HA_GUEST_CONF" compute discovery_driver libvirt
     iniset "$HA_GUEST_CONF" compute libvirt_uri "$HA_GUEST_LIBVIRT_URI"
     iniset "$HA_GUEST_CONF" compute state_file "$HA_GUEST_STATE_DIR/compute-state.json"
+    # The controller's announce journal (what it told the sinks, read again after a restart) too.
+    iniset "$HA_GUEST_CONF" controller announce_journal "$HA_GUEST_STATE_DIR/controller-announced.jsonl"
 
     # Fault sinks: log and notifications always; vitrage when Vitrage runs;
     # recovery (hard reboot or stop through Nova, only for flavors with

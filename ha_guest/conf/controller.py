@@ -43,6 +43,23 @@ OPTS: list[cfg.Opt] = [
              'missing from them for this long: its recovery report, perhaps handled by another controller, '
              'clears it first, so the sinks hear one "cleared". Older agents: cleared at once.',
     ),
+    cfg.StrOpt(
+        'announce_journal',
+        default='/var/lib/ha_guest/controller-announced.jsonl',
+        help='A file of the incidents whose "raised" each sink took, appended as they take it and read at start, '
+             'so that a controller killed before its answer reached the compute agent does not, restarted, '
+             'tell the sinks again when the agent sends the fault again. Give every controller on a host a file '
+             'of its own. Empty: keep nothing (a restart may then tell a sink of an open incident twice; '
+             'consumers key on the incident id anyway).',
+    ),
+    cfg.FloatOpt(
+        'announce_journal_retention_s',
+        default=86400.0,
+        min=60.0,
+        help='How long the announce journal remembers an incident, in seconds: longer than a compute agent '
+             'may keep retrying a fault report (a broker outage included). The journal also holds at most '
+             'twice max_faults incidents, the oldest dropped first.',
+    ),
     cfg.IntOpt(
         'sink_queue_size',
         default=10000,

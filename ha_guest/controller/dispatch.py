@@ -14,10 +14,11 @@ import collections
 import threading
 import zlib
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from oslo_log import log as logging
 
+from ha_guest.controller.announce_journal import AnnounceJournal
 from ha_guest.sinks.action_pool import ActionPool
 from ha_guest.sinks.base import FaultSink
 
@@ -70,9 +71,14 @@ class Lanes:
 class SinkDispatcher:
     """Gives every fault event to every sink, each through lanes of its own."""
 
-    def __init__(self, sinks: Mapping[str, FaultSink], queue_size: int, lanes: int = 1) -> None:
-        """``lanes``: Workers for each sink that may be called concurrently (one for the others)."""
+    def __init__(self, sinks: Mapping[str, FaultSink], queue_size: int, lanes: int = 1,
+                 journal: Optional[AnnounceJournal] = None) -> None:
+        """``lanes``: Workers for each sink that may be called concurrently (one for the others).
+
+        ``journal``: where each sink's taking of a ``raised`` is noted (a restarted controller skips it).
+        """
         self.sinks = dict(sinks)
+        self.journal = journal
         self.workers = {name: Lanes('sink-%s' % name, lanes if getattr(sink, 'concurrent', False) else 1,
                                     queue_size)
                         for name, sink in self.sinks.items()}
@@ -85,11 +91,26 @@ class SinkDispatcher:
         for worker in self.workers.values():
             worker.start()
 
-    def fault_raised(self, fault: dict[str, Any]) -> None:
-        """Queue fault_raised for every sink (each gets its own copy)."""
-        self._count('raised', fault)
-        for name, sink in self.sinks.items():
-            self.workers[name].submit(fault['instance_uuid'], sink.fault_raised, dict(fault))
+    def fault_raised(self, fault: dict[str, Any], told: frozenset[str] = frozenset()) -> int:
+        """Queue fault_raised for every sink not in ``told`` (each gets its own copy); return how many."""
+        names = [name for name in self.sinks if name not in told]
+        if names:
+            self._count('raised', fault)
+        for name in names:
+            self.workers[name].submit(fault['instance_uuid'], self._raiser(name), dict(fault))
+        return len(names)
+
+    def _raiser(self, name: str) -> Callable[[dict[str, Any]], None]:
+        """Return sink ``name``'s fault_raised, noted in the journal once it returned (a failure is not)."""
+        sink, journal = self.sinks[name], self.journal
+        if journal is None:
+            return sink.fault_raised
+
+        def fault_raised(fault: dict[str, Any]) -> None:  # the name the worker logs a failure under
+            sink.fault_raised(fault)
+            journal.record((fault['instance_uuid'], fault['incident_id']), name)
+
+        return fault_raised
 
     def fault_cleared(self, fault: dict[str, Any], cleared: dict[str, Any]) -> None:
         """Queue fault_cleared for every sink (each gets its own copies)."""

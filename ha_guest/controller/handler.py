@@ -94,7 +94,7 @@ class FaultHandler:
                 LOG.error('%s', exc)
                 raise
             if new:
-                self.sinks.fault_raised(dict(fault, **{RAISED_BY: RAISED_BY_REPORT}))
+                self._announce(fault, RAISED_BY_REPORT)
             owed = self._intents is not None and (new or key in self._unpublished)
             if owed:
                 self._owe(key)
@@ -174,7 +174,7 @@ class FaultHandler:
             added, relearned, gone = self.registry.reconcile(report)
             for fault in added:
                 # An older agent's fault, never announced here; no recovery intent: it may have been acted on.
-                self.sinks.fault_raised(dict(fault, **{RAISED_BY: RAISED_BY_RESYNC}))
+                self._announce(fault, RAISED_BY_RESYNC)
             self._clear_sinks(gone)
         for fault in added:
             LOG.info('state report of %s: fault %s of instance %s added', report['host'], fault['incident_id'],
@@ -293,6 +293,16 @@ class FaultHandler:
         self._to_peers('sync_request')
 
     # -- helpers ------------------------------------------------------------------------------------
+
+    def _announce(self, fault: dict[str, Any], raised_by: str) -> None:
+        """Hand a fault new to this registry to every sink the journal does not know told already."""
+        journal = self.sinks.journal
+        told = journal.told(key_of(fault)) if journal is not None else frozenset()
+        if self.sinks.fault_raised(dict(fault, **{RAISED_BY: raised_by}), told) < len(self.sinks.sinks):
+            # Told before this controller restarted (its answer to the agent was lost with it).
+            LOG.info('fault %s of instance %s: sink(s) %s told before a restart (announce journal), not again',
+                     fault['incident_id'], fault['instance_uuid'], ', '.join(sorted(told)),
+                     instance_uuid=fault['instance_uuid'])
 
     def _clear_sinks(self, gone: list[Cleared]) -> None:
         for item in gone:

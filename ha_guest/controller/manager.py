@@ -12,6 +12,7 @@ from oslo_log import log as logging
 from stevedore import named
 
 from ha_guest import conf as ha_conf
+from ha_guest.controller.announce_journal import AnnounceJournal
 from ha_guest.controller.dispatch import SinkDispatcher, Worker
 from ha_guest.controller.endpoint import ControllerEndpoint, ControllerSyncEndpoint
 from ha_guest.controller.handler import FaultHandler
@@ -86,7 +87,9 @@ class ControllerManager:
         opts = conf.controller
         self.registry = FaultRegistry(opts.max_faults, opts.resync_clear_grace_s)
         sinks = load_sinks(conf, self.notification_transport, self._not_ended)
-        self.dispatcher = SinkDispatcher(sinks, opts.sink_queue_size, opts.sink_lanes)
+        self.journal = (AnnounceJournal(opts.announce_journal, opts.announce_journal_retention_s, 2 * opts.max_faults)
+                        if opts.announce_journal else None)
+        self.dispatcher = SinkDispatcher(sinks, opts.sink_queue_size, opts.sink_lanes, self.journal)
         self.peer_worker = Worker('peer-sync', opts.sink_queue_size)
         self.peers = ControllerSyncAPI(conf, self.origin, self.transport)
         self.compute_api = ComputeAPI(conf, self.transport)
@@ -108,6 +111,13 @@ class ControllerManager:
 
     def start(self) -> None:
         """Start the sinks' threads and both RPC servers, then resynchronise (if configured)."""
+        if self.journal is not None:
+            try:
+                self.journal.open()  # before any report is taken: a retried one must find its incident
+            except OSError as exc:
+                LOG.error('announce journal %s: %s; running without it (a restart may tell the sinks of open '
+                          'incidents again). Fix [controller] announce_journal or set it empty.',
+                          self.journal.path, exc)
         self.dispatcher.start()
         self.peer_worker.start()
         # The sync server first: once the controller API answers, peer updates are heard too.
@@ -182,6 +192,8 @@ class ControllerManager:
         self.watchers.stop(DRAIN_TIMEOUT_S)
         self.peer_worker.stop(DRAIN_TIMEOUT_S)
         self.dispatcher.stop(DRAIN_TIMEOUT_S)
+        if self.journal is not None:
+            self.journal.close()
         self.directory.close()
         if self._nova_transport is not None:
             self._nova_transport.cleanup()

@@ -135,7 +135,8 @@ class Bench:
             'rpc': {'controller_topic': 'bench_controller_' + suffix,
                     'controller_sync_topic': 'bench_controller_sync_' + suffix,
                     'compute_topic': 'bench_compute_' + suffix},
-            'controller': {'fault_sinks': ['log', 'notifications']},
+            'controller': {'fault_sinks': ['log', 'notifications'],
+                           'announce_journal': os.path.join(self.tmp, 'controller-announced.jsonl')},
             'sink_notifications': {'topics': ['bench_notifications_' + suffix]},
         }
         conf = make_conf(self.args.transport_url, 'bench', self.groups)

@@ -135,7 +135,8 @@ class SgmBench:
         self.service_defaults = dict(self.groups['DEFAULT'])
         if self.args.executor_threads:
             self.service_defaults['executor_thread_pool_size'] = self.args.executor_threads
-        controller_groups = dict(self.groups, DEFAULT=self.service_defaults, controller={'fault_sinks': ['log']}, sgm={
+        controller_groups = dict(self.groups, DEFAULT=self.service_defaults, controller={
+            'fault_sinks': ['log'], 'announce_journal': os.path.join(self.tmp, 'controller-announced.jsonl')}, sgm={
             'enabled': True, 'notification_topics': [self.args.nova_topic], 'notification_exchange': self.nova_exchange,
             # A pool of this run's own: a listener of another run or test never takes our notifications.
             'notification_pool': 'ha_guest-sgm-bench-' + suffix}, nova_api=self.nova_api_options(self.stub))

@@ -195,6 +195,9 @@ class Rig:
         from ha_guest import rpc
 
         host = 'chaos-%s' % name
+        # Its own journal, the same one each time it starts again: what it told the sinks before a kill -9.
+        journal = {'announce_journal': os.path.join(self.tmp, '%s-announced.jsonl' % name)}
+        groups = dict(groups, controller=dict(journal, **groups.get('controller', {})))
         config = service_config(os.path.join(self.tmp, '%s.conf' % name), self.url, host,
                                 self._merged(groups))
         service = self._start(name, 'ha-guest-controller', 'ha_guest.cmd.controller', config)

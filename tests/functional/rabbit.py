@@ -134,6 +134,9 @@ class ControllerProcess(ServiceProcess):
 
     def __init__(self, rabbit: RabbitFixture, host: str, tmp: str, env: Optional[dict[str, str]] = None,
                  **groups: dict[str, Any]) -> None:
+        # A journal of its own per host name (a test that starts one again finds what it told the sinks).
+        journal = {'announce_journal': os.path.join(tmp, '%s-announced.jsonl' % host)}
+        groups = dict(groups, controller=dict(journal, **groups.get('controller', {})))
         self.config = rabbit.service_config(os.path.join(tmp, '%s.conf' % host), host, **groups)
         super().__init__(host, ['-m', CONTROLLER_MODULE, '--config-file', self.config], tmp, env=env)
         self.rabbit = rabbit

@@ -237,6 +237,8 @@ class TestDevstackPlugin(testtools.TestCase):
         # The state file the agent writes is in that directory.
         state = [call[4] for call in calls if call[0] == 'iniset' and call[3] == 'state_file']
         self.assertEqual(['/opt/stack/data/ha_guest/compute-state.json'], state)
+        journal = [call[4] for call in calls if call[0] == 'iniset' and call[3] == 'announce_journal']
+        self.assertEqual(['/opt/stack/data/ha_guest/controller-announced.jsonl'], journal)
         # A controller-only host makes no user; the directory stays devstack's.
         status, calls = self._run('stack', 'post-config', services='ha-guest-controller')
         sudo = [call[1:] for call in calls if call[0] == 'sudo']

@@ -52,7 +52,8 @@ class TestChainIntoVitrage(base.VitrageTestCase):
             'rpc': {'controller_topic': 'chain_controller_' + suffix,
                     'controller_sync_topic': 'chain_controller_sync_' + suffix,
                     'compute_topic': 'chain_compute_' + suffix},
-            'controller': {'fault_sinks': 'log,vitrage'},
+            'controller': {'fault_sinks': 'log,vitrage',
+                           'announce_journal': os.path.join(self.tmp, 'controller-announced.jsonl')},
             'sink_vitrage': {'topics': self.topic},
         }
 

@@ -182,7 +182,8 @@ def ha_guest(layout: Layout, compute: bool) -> Sections:
     if compute:
         return settings.merged(conf, settings.fragment(settings.HA_GUEST_COMPUTE))
     return settings.merged(conf, {
-        'controller': {'fault_sinks': 'log,notifications,recovery,masakari'},
+        'controller': {'fault_sinks': 'log,notifications,recovery,masakari',
+                       'announce_journal': layout.path('ha_guest', 'controller-announced.jsonl')},
         'nova_api': auth(layout, 'ha_guest'),
     })
 

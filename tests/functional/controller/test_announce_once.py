@@ -75,6 +75,55 @@ class TestAnnouncedOnce(ControllerTestCase):
                          sorted(n['payload']['incident_id'] for n in cleared if n['event_type'] == CLEARED))
         self.assertEqual(len(faults), len(cleared))
 
+    def test_answer_lost_with_the_killed_controller_retry_announces_nothing_again(self) -> None:
+        # The controller told its sinks, then died (kill -9) before its answer reached the agent: the agent's
+        # state reports still say "not acknowledged" and it sends the same reports again, to the restarted
+        # controller. Its announce journal knows the sinks took them.
+        controller = self.start_controller('ctl-a', **SINKS)
+        api = self.rabbit.controller_api()
+        faults = [make_fault() for _ in range(5)]
+        for fault in faults:
+            self.compute.open(fault)  # never announced: the answer is lost below
+            api.report_fault(None, fault)
+        self.assertEqual([RAISED] * len(faults), [n['event_type'] for n in self.collect(len(faults))])
+        controller.stop(signal.SIGKILL)
+
+        restarted = self.useFixture(ControllerProcess(self.rabbit, 'ctl-a', self.tmp, **SINKS))
+        wait_for(lambda: self.compute.requests >= 1, TIMEOUT, message='the restarted controller to ask for a '
+                 'state report')
+        self.assertEqual([], restarted.api.list_faults(None))  # unacknowledged: left to the agent's retry
+        for fault in faults:
+            self.assertEqual({'duplicate': False}, api.report_fault(None, fault))  # new to this run
+            self.compute.announce(fault)
+        self.assertEqual(len(faults), len(restarted.api.list_faults(None)))
+        self.assertEqual([], drain(self.notes, QUIET_S), 'incidents announced again after the restart')
+        self.assertEqual(len(faults), restarted.log().count('told before a restart (announce journal)'))
+        # A new incident is told as ever, and the ends of the old ones once each.
+        fresh = make_fault()
+        self.compute.open(fresh)
+        api.report_fault(None, fresh)
+        for fault in faults:
+            self.compute.close(fault)
+            api.report_recovery(None, recovery_of(fault))
+        got = self.collect(len(faults) + 1)
+        self.assertEqual({(fresh['incident_id'], RAISED)} | {(f['incident_id'], CLEARED) for f in faults},
+                         {(n['payload']['incident_id'], n['event_type']) for n in got})
+        self.assertEqual(len(faults) + 1, len(got))
+
+    def test_without_the_journal_the_retry_is_announced_again(self) -> None:
+        # The control: the same drill with [controller] announce_journal empty doubles every raise.
+        sinks = {'controller': dict(SINKS['controller'], announce_journal='')}
+        controller = self.start_controller('ctl-a', **sinks)
+        api = self.rabbit.controller_api()
+        fault = make_fault()
+        self.compute.open(fault)
+        api.report_fault(None, fault)
+        self.assertEqual([RAISED], [n['event_type'] for n in self.collect(1)])
+        controller.stop(signal.SIGKILL)
+        self.useFixture(ControllerProcess(self.rabbit, 'ctl-a', self.tmp, **sinks))
+        api.report_fault(None, fault)
+        self.assertEqual([RAISED], [n['event_type'] for n in self.collect(1)])
+
     def test_two_controllers_with_racing_state_reports(self) -> None:
         first = self.start_controller('ctl-a', **SINKS)
         second = self.start_controller('ctl-b', **SINKS)

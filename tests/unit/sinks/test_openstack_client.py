@@ -83,11 +83,15 @@ class TestRegistryHook(testtools.TestCase):
 
 
 class RecordingSinks:
+    journal = None
+    sinks = {'recording': None}
+
     def __init__(self) -> None:
         self.raised: list[dict[str, Any]] = []
 
-    def fault_raised(self, fault: dict[str, Any]) -> None:
+    def fault_raised(self, fault: dict[str, Any], told: frozenset[str] = frozenset()) -> int:
         self.raised.append(fault)
+        return 1
 
     def fault_cleared(self, fault: dict[str, Any], cleared: dict[str, Any]) -> None:
         pass
