@@ -27,6 +27,17 @@ def _opts(topic: str) -> list[cfg.Opt]:
             help='Notification topics to send to (oslo.messaging driver '
                  '"messagingv2", priority info).',
         ),
+        cfg.FloatOpt(
+            'send_deadline_s',
+            default=60.0,
+            min=0.0,
+            max=3600.0,
+            help='How long a notification the broker refused (a basic.nack of a confirmed publish, e.g. while a '
+                 'quorum queue\'s leader node hangs) is tried again, in seconds, before it is logged as lost. '
+                 'oslo.messaging\'s Notifier would drop it at once. Meanwhile the sink\'s later events of that '
+                 'instance wait (a raise stays before its clear); connection losses are retried by the transport '
+                 'itself ([oslo_messaging_notifications] retry).',
+        ),
         cfg.StrOpt(
             'transport_url',
             secret=True,

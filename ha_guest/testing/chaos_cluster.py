@@ -125,6 +125,21 @@ class Prober(threading.Thread):
         return result
 
 
+def _trace_lost(drill: Any, rig: Rig, instance: str, at: float) -> None:
+    """Log what every service's log says of a lost probe's instance: which hop lost its fault."""
+    drill.log('probe at %.1f s lost: instance %s; what the logs say of it:' % (at, instance))
+    for name in sorted(os.listdir(rig.tmp)):
+        if not name.endswith('.log'):
+            continue
+        try:
+            with open(os.path.join(rig.tmp, name), encoding='utf-8', errors='replace') as handle:
+                lines = [line.rstrip() for line in handle if instance in line]
+        except OSError as exc:
+            lines = ['(unreadable: %s)' % exc]
+        for line in lines[-6:]:
+            drill.log('  %s: %s' % (name, line[:300]))
+
+
 def _window(latencies: list[tuple[float, Optional[float]]], start: float, end: float) -> list[Optional[float]]:
     return [lat for at, lat in latencies if start <= at < end]
 
@@ -223,6 +238,9 @@ def _figures(drill: Any, rig: Rig, prober: Prober, marks: dict[str, float], gues
                              ('sigstop', marks.get('sigstop', 0.0) - 1.0, marks.get('sigcont', 0.0) + AFTER_S)):
         window = _window(latencies, start, end)
         lost = sum(lat is None for lat in window)
+        for (at, instance), (_, lat) in zip(prober.probes, latencies, strict=True):
+            if start <= at < end and lat is None:
+                _trace_lost(drill, rig, instance, at - first)
         worst = max((lat for lat in window if lat is not None), default=None)
         verdict.equal('%s_probes_lost' % name, lost, 0)
         verdict.figures['%s_probes' % name] = len(window)
