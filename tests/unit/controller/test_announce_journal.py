@@ -17,16 +17,9 @@ from ha_guest.controller.handler import FaultHandler
 from ha_guest.controller.registry import FaultRegistry
 from tests.unit.controller.test_dispatch import TIMEOUT, FailingSink, RecordingSink
 from tests.unit.controller.test_registry import fault
+from tests.unit.controller.test_watchers import Clock
 
 DAY = 86400.0
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TestAnnounceJournal(testtools.TestCase):
