@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import re
@@ -124,14 +125,34 @@ async def serve(folder: str, count: int, interval_ms: int) -> None:
         path = os.path.join(folder, '%s.sock' % guest.instance_uuid)
         # QEMU listens with a backlog of one: one host connection at a time.
         await loop.create_unix_server(lambda guest=guest: GuestConnection(guest), path, backlog=1)  # type: ignore[misc]
+    stalls: collections.deque[Tuple[float, float]] = collections.deque(maxlen=1000)
+    watch = asyncio.ensure_future(watch_loop(stalls))
     reply({'ready': list(guests)})
     async for command, args in commands():
         if command == 'status':
-            reply(status_counts(guests))
+            reply(dict(status_counts(guests), stalls=list(stalls)))
         elif command in ('hang', 'resume'):
             reply(hang_or_resume(guests, command, args))
         else:
             reply({'error': 'unknown command %r' % command})
+    watch.cancel()
+
+
+#: A helper loop iteration at least this late is a stall of the helper itself (test infrastructure).
+STALL_S = 0.05
+#: How often the helper checks its own loop.
+WATCH_PERIOD_S = 0.01
+
+
+async def watch_loop(stalls: collections.deque[Tuple[float, float]]) -> None:
+    """Record (wall time it ended, seconds) of each stall of this helper: its guests could not answer meanwhile."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(WATCH_PERIOD_S)
+        late = loop.time() - before - WATCH_PERIOD_S
+        if late >= STALL_S:
+            stalls.append((time.time(), late))
 
 
 async def commands(limit: int = 2 ** 16) -> AsyncIterator[Tuple[str, List[str]]]:

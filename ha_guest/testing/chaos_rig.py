@@ -316,6 +316,11 @@ class Rig:
             done.update(helper.read()[key])
         return done
 
+    def stalled(self, instance: str, start: float, end: float) -> bool:
+        """Whether the helper process of ``instance`` stalled (its guests could not answer) within [start, end]."""
+        stalls = self.owner[instance].ask('status').get('stalls', [])
+        return any(ended - seconds <= end and ended >= start for ended, seconds in stalls)
+
     def answered(self) -> int:
         """Challenges answered by all guests so far."""
         return sum(h.ask('status')['answered'] for h in self.helpers)

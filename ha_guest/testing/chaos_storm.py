@@ -97,7 +97,13 @@ def storm(drill: Any, rig: Any, sample: list[str], guests: list[str]) -> None:
     hung_raised = [(t, p) for t, p in raised if t <= resumed_since and p.get('instance_uuid') in hung]
     verdict.equal('storm_%d_hung_with_several_incidents' % size, len(duplicates(hung_raised)), 0)
     healthy = set(guests) - set(sample)
-    verdict.equal('storm_%d_false_alarms' % size, len([p for _, p in raised if p.get('instance_uuid') in healthy]), 0)
+    alarms = [p for _, p in raised if p.get('instance_uuid') in healthy]
+    # A healthy guest whose helper process itself stalled (CPU starvation of the test's own guests) during
+    # the challenge it missed did not answer: that is the helper's miss, counted apart, not a false alarm.
+    helper = [p for p in alarms if rig.stalled(p['instance_uuid'], p['detected_at'] - p['interval_ms'] / 1000.0,
+                                                p['detected_at'])]
+    verdict.figures['storm_%d_misses_in_helper_stalls' % size] = len(helper)
+    verdict.equal('storm_%d_false_alarms' % size, len(alarms) - len(helper), 0)
 
 
 #: The controller's "log" sink line of a raised fault: its time stamp and incident id.

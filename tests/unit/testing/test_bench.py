@@ -81,3 +81,27 @@ class TestReport(testtools.TestCase):
 
     def test_safe_url_hides_credentials(self) -> None:
         self.assertEqual('rabbit://h1:5672,h2:5672/', safe_url('rabbit://u:secret@h1:5672,u:secret@h2:5672/'))
+
+
+class TestHelperStalls(testtools.TestCase):
+    """A helper notes when its own loop stalled: its guests' misses then are the test's, not the host's."""
+
+    def test_a_blocked_loop_is_a_stall(self) -> None:
+        import collections
+        import time
+
+        async def run() -> list[tuple[float, float]]:
+            stalls: collections.deque[tuple[float, float]] = collections.deque(maxlen=10)
+            watch = asyncio.ensure_future(bench_guests.watch_loop(stalls))
+            await asyncio.sleep(0.05)
+            time.sleep(0.12)  # the loop blocked, as when the helper gets no CPU
+            await asyncio.sleep(0.05)
+            watch.cancel()
+            return list(stalls)
+
+        before = time.time()
+        stalls = asyncio.run(run())
+        # The blocked 0.12 s, whatever else the machine's load added.
+        blocked = [(ended, seconds) for ended, seconds in stalls if 0.1 <= seconds < 1.0]
+        self.assertEqual(1, len(blocked), stalls)
+        self.assertGreater(blocked[0][0], before)
