@@ -91,14 +91,19 @@ class SinkDispatcher:
         for worker in self.workers.values():
             worker.start()
 
-    def fault_raised(self, fault: dict[str, Any], told: frozenset[str] = frozenset()) -> int:
-        """Queue fault_raised for every sink not in ``told`` (each gets its own copy); return how many."""
+    def fault_raised(self, fault: dict[str, Any]) -> frozenset[str]:
+        """Queue fault_raised for every sink the journal does not name (each gets its own copy); return those it names.
+
+        The journal names the sinks that took this incident's raise before the controller restarted.
+        """
+        journal = self.journal
+        told = journal.told((fault['instance_uuid'], fault['incident_id'])) if journal is not None else frozenset()
         names = [name for name in self.sinks if name not in told]
         if names:
             self._count('raised', fault)
         for name in names:
             self.workers[name].submit(fault['instance_uuid'], self._raiser(name), dict(fault))
-        return len(names)
+        return told.intersection(self.sinks)
 
     def _raiser(self, name: str) -> Callable[[dict[str, Any]], None]:
         """Return sink ``name``'s fault_raised, noted in the journal once it returned (a failure is not)."""

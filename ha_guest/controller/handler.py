@@ -295,10 +295,9 @@ class FaultHandler:
     # -- helpers ------------------------------------------------------------------------------------
 
     def _announce(self, fault: dict[str, Any], raised_by: str) -> None:
-        """Hand a fault new to this registry to every sink the journal does not know told already."""
-        journal = self.sinks.journal
-        told = journal.told(key_of(fault)) if journal is not None else frozenset()
-        if self.sinks.fault_raised(dict(fault, **{RAISED_BY: raised_by}), told) < len(self.sinks.sinks):
+        """Hand a fault new to this registry to its sinks (those the announce journal names skipped)."""
+        told = self.sinks.fault_raised(dict(fault, **{RAISED_BY: raised_by}))
+        if told:
             # Told before this controller restarted (its answer to the agent was lost with it).
             LOG.info('fault %s of instance %s: sink(s) %s told before a restart (announce journal), not again',
                      fault['incident_id'], fault['instance_uuid'], ', '.join(sorted(told)),

@@ -316,10 +316,10 @@ class Rig:
             done.update(helper.read()[key])
         return done
 
-    def stalled(self, instance: str, start: float, end: float) -> bool:
-        """Whether the helper process of ``instance`` stalled (its guests could not answer) within [start, end]."""
-        stalls = self.owner[instance].ask('status').get('stalls', [])
-        return any(ended - seconds <= end and ended >= start for ended, seconds in stalls)
+    def stalls(self) -> dict[str, list[tuple[float, float]]]:
+        """Each guest's helper's own stalls so far: (wall time it ended, seconds), its guests could not answer."""
+        by_helper = {h.index: [tuple(s) for s in h.ask('status').get('stalls', [])] for h in self.helpers}
+        return {instance: by_helper[helper.index] for instance, helper in self.owner.items()}
 
     def answered(self) -> int:
         """Challenges answered by all guests so far."""

@@ -17,15 +17,12 @@ from tests.unit.controller.test_registry import fault, item, report
 class RecordingSinks:
     """Stands in for SinkDispatcher: records synchronously."""
 
-    journal = None
-    sinks = {'recording': None}
-
     def __init__(self) -> None:
         self.events: list[tuple[Any, ...]] = []
 
-    def fault_raised(self, fault: dict[str, Any], told: frozenset[str] = frozenset()) -> int:
+    def fault_raised(self, fault: dict[str, Any]) -> frozenset[str]:
         self.events.append(('raised', fault['instance_uuid'], fault['incident_id']))
-        return 1
+        return frozenset()
 
     def fault_cleared(self, fault: dict[str, Any], cleared: dict[str, Any]) -> None:
         self.events.append(('cleared', fault['instance_uuid'], fault['incident_id'], cleared['cleared_by']))

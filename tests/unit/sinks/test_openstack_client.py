@@ -83,15 +83,12 @@ class TestRegistryHook(testtools.TestCase):
 
 
 class RecordingSinks:
-    journal = None
-    sinks = {'recording': None}
-
     def __init__(self) -> None:
         self.raised: list[dict[str, Any]] = []
 
-    def fault_raised(self, fault: dict[str, Any], told: frozenset[str] = frozenset()) -> int:
+    def fault_raised(self, fault: dict[str, Any]) -> frozenset[str]:
         self.raised.append(fault)
-        return 1
+        return frozenset()
 
     def fault_cleared(self, fault: dict[str, Any], cleared: dict[str, Any]) -> None:
         pass
